@@ -1,0 +1,515 @@
+"""The log of one partition: the directory `<log dir>/<topic>-<partition>/` and its segments.
+
+Layout: one `LogSegment` per base offset (`00000000000000000000.log` + `.index` +
+`.timeindex`), plus files other modules own (`partition.metadata`, `leader-epoch-checkpoint`).
+Segments cover increasing, disjoint offset ranges; only the last one (the active segment) is
+appended to.
+
+Offsets:
+
+- `log_start_offset`: the first offset a reader may ask for;
+- `log_end_offset`: the next offset to assign (the active segment's next offset);
+- `recovery_point`: everything below it has been fsync'd. On open, every segment from the one
+  holding the recovery point on is recovered (CRC scan, indexes rebuilt, torn tail cut); older
+  ones are trusted after a sanity check of their indexes.
+
+Threads: appends, reads and truncation run on the event loop thread; `flush()` may run on a
+worker thread. `_lock` guards the offsets and the segment list; `_flush_lock` keeps a flush from
+racing with anything that closes segments (truncation, delete, close). fsync happens outside
+`_lock`, so appends go on while a flush waits for the disk.
+
+This module must not import from the layers above storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from odradek.common.clock import Clock
+from odradek.common.errors import (
+    CorruptRecordError,
+    ErrorCode,
+    InvalidConfigError,
+    KafkaError,
+    OffsetOutOfRangeError,
+)
+from odradek.protocol import records
+from odradek.storage.fileio import FileIO, guarded
+from odradek.storage.segment import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    AppendedBatch,
+    LogSegment,
+    parse_base_offset,
+)
+
+logger = logging.getLogger(__name__)
+
+_FOLLOWER_MAX_BATCH_BYTES = 2**31 - 1
+_STALE_SUFFIXES = (".deleted", ".cleaned", ".swap", ".tmp")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Per-log settings; the attribute names are Kafka's topic/broker keys with underscores."""
+
+    segment_bytes: int = 1073741824  # log.segment.bytes / segment.bytes
+    segment_ms: int = 604800000  # log.roll.ms / segment.ms
+    index_interval_bytes: int = 4096  # log.index.interval.bytes / index.interval.bytes
+    segment_index_bytes: int = 10485760  # log.index.size.max.bytes / segment.index.bytes
+    max_message_bytes: int = 1048588  # message.max.bytes / max.message.bytes
+    message_timestamp_type: str = "CreateTime"  # or "LogAppendTime"
+
+    def __post_init__(self) -> None:
+        if self.message_timestamp_type not in ("CreateTime", "LogAppendTime"):
+            raise InvalidConfigError(
+                f"message.timestamp.type must be CreateTime or LogAppendTime,"
+                f" not {self.message_timestamp_type!r}"
+            )
+        if self.segment_bytes < records.HEADER_SIZE:
+            raise InvalidConfigError(f"segment.bytes {self.segment_bytes} is too small")
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    first_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 for CreateTime
+    log_start_offset: int
+    records_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    records: bytes  # whole batches, possibly b""
+    log_start_offset: int
+    log_end_offset: int
+
+
+def parse_partition_dir(name: str) -> tuple[str, int]:
+    """('orders', 3) for 'orders-3'; ValueError if the name is not `<topic>-<partition>`."""
+    topic, dash, partition = name.rpartition("-")
+    if not dash or not topic or not partition.isdigit():
+        raise ValueError(f"{name!r} is not a <topic>-<partition> directory name")
+    return topic, int(partition)
+
+
+class Log:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        fileio: FileIO,
+        clock: Clock,
+        segments: list[LogSegment],
+        log_start_offset: int,
+        recovery_point: int,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.fileio = fileio
+        self.clock = clock
+        self.topic, self.partition = parse_partition_dir(directory.name)
+        self._segments = segments
+        self._bases = [segment.base_offset for segment in segments]
+        self._log_end_offset = segments[-1].next_offset
+        self._log_start_offset = min(
+            max(log_start_offset, segments[0].base_offset), self._log_end_offset
+        )
+        self._recovery_point = min(recovery_point, self._log_end_offset)
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._directory_dirty = False
+        self._prefix = f"[Log partition={self.topic}-{self.partition}]"
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({self.topic}-{self.partition}, log_start_offset={self._log_start_offset},"
+            f" log_end_offset={self._log_end_offset}, segments={len(self._segments)})"
+        )
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        fileio: FileIO,
+        clock: Clock,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+    ) -> Log:
+        """Open (or create) the log in `directory`, recovering what the recovery point does
+        not cover."""
+        parse_partition_dir(directory.name)
+        fileio = guarded(fileio)
+        fileio.mkdir(directory)
+        names = fileio.list_dir(directory)
+        bases: set[int] = set()
+        for name in names:
+            if name.endswith(_STALE_SUFFIXES):
+                fileio.delete(directory / name)
+            elif name.endswith(LOG_SUFFIX) and (base := parse_base_offset(name)) is not None:
+                bases.add(base)
+        for name in names:
+            base = parse_base_offset(name)
+            orphan_index = name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and base not in bases
+            if base is not None and orphan_index:
+                fileio.delete(directory / name)
+        now_ms = clock.wall_ms()
+        segments = [
+            LogSegment(
+                fileio,
+                directory,
+                base,
+                index_interval_bytes=config.index_interval_bytes,
+                max_index_bytes=config.segment_index_bytes,
+                created_ms=now_ms,
+            )
+            for base in sorted(bases)
+        ]
+        segments = cls._recover_segments(directory, segments, recovery_point)
+        if not segments:
+            segments.append(
+                LogSegment(
+                    fileio,
+                    directory,
+                    log_start_offset,
+                    index_interval_bytes=config.index_interval_bytes,
+                    max_index_bytes=config.segment_index_bytes,
+                    created_ms=now_ms,
+                )
+            )
+        log = cls(directory, config, fileio, clock, segments, log_start_offset, recovery_point)
+        if not bases:
+            log._directory_dirty = True
+        logger.info(
+            "%s opened: log_start_offset=%d log_end_offset=%d recovery_point=%d segments=%d",
+            log._prefix,
+            log._log_start_offset,
+            log._log_end_offset,
+            log._recovery_point,
+            len(segments),
+        )
+        return log
+
+    @staticmethod
+    def _recover_segments(
+        directory: Path, segments: list[LogSegment], recovery_point: int
+    ) -> list[LogSegment]:
+        first_unflushed = max(
+            0, bisect_right([s.base_offset for s in segments], recovery_point) - 1
+        )
+        kept: list[LogSegment] = []
+        for i, segment in enumerate(segments):
+            needs_recovery = i >= first_unflushed or not segment.load()
+            if needs_recovery and segment.recover() and i + 1 < len(segments):
+                for later in segments[i + 1 :]:
+                    logger.warning(
+                        "[Log %s] deleting segment %d after a corrupt one",
+                        directory.name,
+                        later.base_offset,
+                    )
+                    later.delete()
+                kept.append(segment)
+                break
+            kept.append(segment)
+        return kept
+
+    # --- offsets ---------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log_end_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        """A snapshot of the segments, oldest first."""
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    # --- appending -------------------------------------------------------------------------
+
+    def append_as_leader(
+        self, records_: bytearray | memoryview, *, leader_epoch: int
+    ) -> AppendResult:
+        """Validate a produced record set, assign its offsets in place and append it.
+
+        Does not fsync. Raises CorruptRecordError, InvalidRecordError or RecordTooLargeError
+        (nothing is appended then).
+        """
+        validated = records.validate_batches(records_, self.config.max_message_bytes)
+        size = len(records_)
+        self._check_fits_a_segment(size)
+        log_append_time = self.config.message_timestamp_type == "LogAppendTime"
+        with self._lock:
+            now_ms = self.clock.wall_ms()
+            first_offset = self._log_end_offset
+            append_time_ms = now_ms if log_append_time else None
+            next_offset = records.assign_offsets(
+                records_, validated, first_offset, leader_epoch, append_time_ms
+            )
+            batches: list[AppendedBatch] = []
+            offset = first_offset
+            for position, header in zip(validated.positions, validated.headers, strict=True):
+                last = offset + header.last_offset_delta
+                max_timestamp = now_ms if log_append_time else header.max_timestamp
+                batches.append((position, last, max_timestamp, header.size))
+                offset = last + 1
+            max_timestamp = now_ms if log_append_time else validated.max_timestamp
+            segment = self._maybe_roll(size, max_timestamp, next_offset - 1, now_ms)
+            segment.append(records_, batches)
+            self._log_end_offset = next_offset
+            log_start_offset = self._log_start_offset
+        return AppendResult(
+            first_offset,
+            next_offset - 1,
+            now_ms if log_append_time else -1,
+            log_start_offset,
+            validated.records_count,
+        )
+
+    def append_as_follower(self, records_: bytes | bytearray | memoryview) -> int:
+        """Append batches that already carry their offsets (replication); returns the new
+        log end offset."""
+        validated = records.validate_batches(records_, _FOLLOWER_MAX_BATCH_BYTES)
+        size = len(records_)
+        self._check_fits_a_segment(size)
+        batches: list[AppendedBatch] = []
+        with self._lock:
+            expected = self._log_end_offset
+            for position, header in zip(validated.positions, validated.headers, strict=True):
+                if header.base_offset < expected:
+                    raise CorruptRecordError(
+                        f"batch at offset {header.base_offset} is below the expected"
+                        f" offset {expected}"
+                    )
+                batches.append((position, header.last_offset, header.max_timestamp, header.size))
+                expected = header.next_offset
+            now_ms = self.clock.wall_ms()
+            segment = self._maybe_roll(size, validated.max_timestamp, expected - 1, now_ms)
+            if segment.size == 0 and segment.next_offset < validated.headers[0].base_offset:
+                # A fresh active segment may start at the first offset it will hold.
+                segment = self._roll(validated.headers[0].base_offset, replace_empty=True)
+            segment.append(records_, batches)
+            self._log_end_offset = expected
+        return expected
+
+    def _check_fits_a_segment(self, size: int) -> None:
+        if size > self.config.segment_bytes:
+            raise KafkaError(
+                f"record set of {size} bytes is larger than segment.bytes"
+                f" {self.config.segment_bytes}",
+                ErrorCode.RECORD_LIST_TOO_LARGE,
+            )
+
+    def _maybe_roll(
+        self, size: int, max_timestamp: int, last_offset: int, now_ms: int
+    ) -> LogSegment:
+        segment = self._segments[-1]
+        if segment.size == 0:
+            return segment
+        config = self.config
+        if (
+            segment.size > config.segment_bytes - size
+            or segment.time_waited_for_roll(now_ms, max_timestamp) > config.segment_ms
+            or segment.indexes_full
+            or not segment.can_hold(last_offset)
+        ):
+            return self._roll(self._log_end_offset)
+        return segment
+
+    def _roll(self, base_offset: int, *, replace_empty: bool = False) -> LogSegment:
+        old = self._segments[-1]
+        if replace_empty:
+            old.delete()
+            del self._segments[-1]
+            del self._bases[-1]
+        else:
+            old.on_become_inactive()
+        segment = LogSegment(
+            self.fileio,
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_bytes=self.config.segment_index_bytes,
+            created_ms=self.clock.wall_ms(),
+        )
+        self._segments.append(segment)
+        self._bases.append(base_offset)
+        self._directory_dirty = True
+        logger.info("%s rolled a new segment at offset %d", self._prefix, base_offset)
+        return segment
+
+    def roll(self) -> None:
+        """Start a new active segment now (if the current one holds anything)."""
+        with self._lock:
+            if self._segments[-1].size > 0:
+                self._roll(self._log_end_offset)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        min_one_message: bool = True,
+    ) -> ReadResult:
+        """Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
+        with `min_one_message`), leaving out batches whose base offset is >= `max_offset`.
+
+        Raises OffsetOutOfRangeError outside [log_start_offset, log_end_offset].
+        """
+        with self._lock:
+            log_start_offset = self._log_start_offset
+            log_end_offset = self._log_end_offset
+            segments = self._segments
+            bases = self._bases
+            index = bisect_right(bases, offset) - 1
+            sizes = [segment.size for segment in segments[max(index, 0) :]]
+            segments = segments[max(index, 0) :]
+        if offset < log_start_offset or offset > log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{log_start_offset}, {log_end_offset}] of"
+                f" {self.topic}-{self.partition}"
+            )
+        if offset == log_end_offset or (max_offset is not None and offset >= max_offset):
+            return ReadResult(b"", log_start_offset, log_end_offset)
+        for segment, size in zip(segments, sizes, strict=True):
+            if offset >= segment.next_offset:
+                continue
+            if max_offset is not None and segment.base_offset >= max_offset:
+                break
+            data = segment.read(
+                offset,
+                max_bytes,
+                max_offset=max_offset,
+                max_position=size,
+                min_one_message=min_one_message,
+            )
+            return ReadResult(data, log_start_offset, log_end_offset)
+        return ReadResult(b"", log_start_offset, log_end_offset)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record whose timestamp is >= `timestamp_ms`."""
+        with self._lock:
+            segments = list(self._segments)
+            log_start_offset = self._log_start_offset
+        for segment in segments:
+            if segment.next_offset <= log_start_offset or segment.max_timestamp < timestamp_ms:
+                continue
+            found = segment.find_offset_by_timestamp(timestamp_ms, log_start_offset)
+            if found is not None:
+                return found
+        return None
+
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the record with the largest timestamp (ListOffsets -3)."""
+        with self._lock:
+            segments = list(self._segments)
+        best: LogSegment | None = None
+        for segment in segments:
+            if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
+                best = segment
+        if best is None:
+            return None
+        return best.max_timestamp_record()
+
+    # --- durability, truncation, lifetime --------------------------------------------------
+
+    def flush(self) -> int:
+        """fsync everything appended so far; advances and returns the recovery point."""
+        with self._flush_lock:
+            with self._lock:
+                end = self._log_end_offset
+                start = max(self._recovery_point - 1, 0)
+                directory_dirty = self._directory_dirty
+                if end <= self._recovery_point and not directory_dirty:
+                    return self._recovery_point
+                first = max(bisect_right(self._bases, start) - 1, 0)
+                segments = self._segments[first:]
+                self._directory_dirty = False
+            for segment in segments:
+                segment.flush()
+            if directory_dirty:
+                self.fileio.fsync_dir(self.directory)
+            with self._lock:
+                self._recovery_point = max(self._recovery_point, end)
+                return self._recovery_point
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove everything at and after `offset` (whole batches: a batch straddling
+        `offset` goes too, so log_end_offset may end up below `offset`)."""
+        with self._flush_lock, self._lock:
+            if offset >= self._log_end_offset:
+                return
+            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+                self._segments.pop().delete()
+                self._bases.pop()
+            last = self._segments[-1]
+            if last.base_offset >= offset:
+                last.delete()
+                self._segments.clear()
+                self._bases.clear()
+                new = LogSegment(
+                    self.fileio,
+                    self.directory,
+                    offset,
+                    index_interval_bytes=self.config.index_interval_bytes,
+                    max_index_bytes=self.config.segment_index_bytes,
+                    created_ms=self.clock.wall_ms(),
+                )
+                self._segments.append(new)
+                self._bases.append(offset)
+                self._directory_dirty = True
+            else:
+                last.truncate_to(offset)
+            self._log_end_offset = self._segments[-1].next_offset
+            self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
+            self._recovery_point = min(self._recovery_point, self._log_end_offset)
+            logger.info("%s truncated to offset %d", self._prefix, self._log_end_offset)
+
+    def close(self, *, flush: bool = True) -> None:
+        """Flush (unless told not to) and close every file; the log is unusable afterwards."""
+        if flush:
+            with self._lock:
+                self._segments[-1].on_become_inactive()
+            self.flush()
+        with self._flush_lock, self._lock:
+            for segment in self._segments:
+                segment.close()
+
+    def delete(self) -> None:
+        """Remove every file of this log and its directory."""
+        with self._flush_lock, self._lock:
+            for segment in self._segments:
+                segment.delete()
+            self._segments = []
+            self._bases = []
+            for name in self.fileio.list_dir(self.directory):
+                self.fileio.delete(self.directory / name)
+            self.fileio.rmdir(self.directory)
