@@ -110,7 +110,7 @@ class Broker:
         assert proc.stdout is not None
         for line in proc.stdout:
             self.output.append(line)
-            if not ready.is_set() and "ready" in line and self.bootstrap in line:
+            if not ready.is_set() and "ready" in line and f":{self.port}" in line:
                 self.ready_line = line.strip()
                 ready.set()
 
