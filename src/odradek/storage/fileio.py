@@ -337,16 +337,24 @@ class LossyFileIO:
         except KeyError:
             raise OSError(errno.EBADF, "bad file handle") from None
 
-    def crash(self) -> None:
-        """Forget all that was not fsync'd; every handle becomes invalid."""
+    def crash(self, keep_unsynced_bytes: int = 0) -> None:
+        """Forget all that was not fsync'd; every handle becomes invalid.
+
+        With `keep_unsynced_bytes`, that many bytes written after a file's last fsync survive
+        (a torn write: the disk got part of an append).
+        """
         with self._lock:
             self._handles.clear()
             for path in list(self._files):
                 file = self._files[path]
                 if file.durable is None:
                     del self._files[path]
-                else:
-                    file.data = bytearray(file.durable)
+                    continue
+                durable = file.durable
+                if keep_unsynced_bytes and file.data.startswith(durable):
+                    durable = bytes(file.data[: len(durable) + keep_unsynced_bytes])
+                file.data = bytearray(durable)
+                file.durable = durable
 
     def file_paths(self) -> list[Path]:
         return sorted(self._files)

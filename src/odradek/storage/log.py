@@ -250,6 +250,10 @@ class Log:
     def size_bytes(self) -> int:
         return sum(segment.size for segment in self._segments)
 
+    def update_config(self, config: LogConfig) -> None:
+        """Apply changed topic configs; they take effect from the next append."""
+        self.config = config
+
     # --- appending -------------------------------------------------------------------------
 
     def append_as_leader(

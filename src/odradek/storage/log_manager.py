@@ -177,6 +177,8 @@ class LogManager:
         with self._lock:
             log = self._logs.get(key)
             if log is not None:
+                if config is not None and config != log.config:
+                    log.update_config(config)
                 return log
             online = [d for d in self.log_dirs if self.is_online(d)]
             if not online:
