@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,6 +173,19 @@ class Broker:
 BrokerFactory = Callable[..., Broker]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On a failure, show what the brokers this test used printed."""
+    report = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        brokers = [v for v in funcargs.values() if isinstance(v, Broker)]
+        brokers += getattr(funcargs.get("broker_factory"), "started", [])
+        for b in dict.fromkeys(brokers):
+            report.sections.append((f"broker {b.bootstrap} output", b.log()))
+    return report
+
+
 def _factory(tmp_dir: Callable[[], Path]) -> tuple[BrokerFactory, list[Broker]]:
     started: list[Broker] = []
 
@@ -184,6 +198,7 @@ def _factory(tmp_dir: Callable[[], Path]) -> tuple[BrokerFactory, list[Broker]]:
         started.append(broker)
         return broker.start()
 
+    start.started = started  # type: ignore[attr-defined]  # read by pytest_runtest_makereport
     return start, started
 
 
