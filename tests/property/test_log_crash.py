@@ -206,6 +206,7 @@ def run(
                 fileio=fileio,
                 clock=clock,
                 recovery_point=checkpointed_recovery_point,
+                clean_shutdown=kind == "reopen",
             )
             surviving = read_all(log)
             assert surviving == written[: len(surviving)], "not a prefix of what was written"

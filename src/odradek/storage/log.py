@@ -37,7 +37,7 @@ from odradek.common.errors import (
     KafkaError,
     OffsetOutOfRangeError,
 )
-from odradek.protocol import records
+from odradek.protocol import records as record_batches
 from odradek.storage.fileio import FileIO, guarded
 from odradek.storage.segment import (
     INDEX_SUFFIX,
@@ -71,7 +71,7 @@ class LogConfig:
                 f"message.timestamp.type must be CreateTime or LogAppendTime,"
                 f" not {self.message_timestamp_type!r}"
             )
-        if self.segment_bytes < records.HEADER_SIZE:
+        if self.segment_bytes < record_batches.HEADER_SIZE:
             raise InvalidConfigError(f"segment.bytes {self.segment_bytes} is too small")
 
 
@@ -145,9 +145,11 @@ class Log:
         clock: Clock,
         recovery_point: int = 0,
         log_start_offset: int = 0,
+        clean_shutdown: bool = False,
     ) -> Log:
         """Open (or create) the log in `directory`, recovering what the recovery point does
-        not cover."""
+        not cover. After a clean shutdown nothing is recovered unless a segment's files
+        disagree with each other."""
         parse_partition_dir(directory.name)
         fileio = guarded(fileio)
         fileio.mkdir(directory)
@@ -175,7 +177,7 @@ class Log:
             )
             for base in sorted(bases)
         ]
-        segments = cls._recover_segments(directory, segments, recovery_point)
+        segments = cls._recover_segments(directory, segments, recovery_point, clean_shutdown)
         if not segments:
             segments.append(
                 LogSegment(
@@ -202,11 +204,12 @@ class Log:
 
     @staticmethod
     def _recover_segments(
-        directory: Path, segments: list[LogSegment], recovery_point: int
+        directory: Path, segments: list[LogSegment], recovery_point: int, clean_shutdown: bool
     ) -> list[LogSegment]:
-        first_unflushed = max(
-            0, bisect_right([s.base_offset for s in segments], recovery_point) - 1
-        )
+        bases = [segment.base_offset for segment in segments]
+        first_unflushed = max(0, bisect_right(bases, recovery_point) - 1)
+        if clean_shutdown:
+            first_unflushed = len(segments)
         kept: list[LogSegment] = []
         for i, segment in enumerate(segments):
             needs_recovery = i >= first_unflushed or not segment.load()
@@ -257,23 +260,23 @@ class Log:
     # --- appending -------------------------------------------------------------------------
 
     def append_as_leader(
-        self, records_: bytearray | memoryview, *, leader_epoch: int
+        self, records: bytearray | memoryview, *, leader_epoch: int
     ) -> AppendResult:
         """Validate a produced record set, assign its offsets in place and append it.
 
         Does not fsync. Raises CorruptRecordError, InvalidRecordError or RecordTooLargeError
         (nothing is appended then).
         """
-        validated = records.validate_batches(records_, self.config.max_message_bytes)
-        size = len(records_)
+        validated = record_batches.validate_batches(records, self.config.max_message_bytes)
+        size = len(records)
         self._check_fits_a_segment(size)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
         with self._lock:
             now_ms = self.clock.wall_ms()
             first_offset = self._log_end_offset
             append_time_ms = now_ms if log_append_time else None
-            next_offset = records.assign_offsets(
-                records_, validated, first_offset, leader_epoch, append_time_ms
+            next_offset = record_batches.assign_offsets(
+                records, validated, first_offset, leader_epoch, append_time_ms
             )
             batches: list[AppendedBatch] = []
             offset = first_offset
@@ -284,7 +287,7 @@ class Log:
                 offset = last + 1
             max_timestamp = now_ms if log_append_time else validated.max_timestamp
             segment = self._maybe_roll(size, max_timestamp, next_offset - 1, now_ms)
-            segment.append(records_, batches)
+            segment.append(records, batches)
             self._log_end_offset = next_offset
             log_start_offset = self._log_start_offset
         return AppendResult(
@@ -295,11 +298,11 @@ class Log:
             validated.records_count,
         )
 
-    def append_as_follower(self, records_: bytes | bytearray | memoryview) -> int:
+    def append_as_follower(self, records: bytes | bytearray | memoryview) -> int:
         """Append batches that already carry their offsets (replication); returns the new
         log end offset."""
-        validated = records.validate_batches(records_, _FOLLOWER_MAX_BATCH_BYTES)
-        size = len(records_)
+        validated = record_batches.validate_batches(records, _FOLLOWER_MAX_BATCH_BYTES)
+        size = len(records)
         self._check_fits_a_segment(size)
         batches: list[AppendedBatch] = []
         with self._lock:
@@ -317,7 +320,7 @@ class Log:
             if segment.size == 0 and segment.next_offset < validated.headers[0].base_offset:
                 # A fresh active segment may start at the first offset it will hold.
                 segment = self._roll(validated.headers[0].base_offset, replace_empty=True)
-            segment.append(records_, batches)
+            segment.append(records, batches)
             self._log_end_offset = expected
         return expected
 
@@ -496,6 +499,24 @@ class Log:
             self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
             self._recovery_point = min(self._recovery_point, self._log_end_offset)
             logger.info("%s truncated to offset %d", self._prefix, self._log_end_offset)
+
+    def delete_records_before(self, offset: int) -> int:
+        """Move the log start offset up to `offset` (DeleteRecords, retention) and delete the
+        segments that then hold nothing a reader may ask for; returns the new log start offset.
+        """
+        with self._flush_lock, self._lock:
+            if offset > self._log_end_offset:
+                raise OffsetOutOfRangeError(
+                    f"offset {offset} is above the log end offset {self._log_end_offset}"
+                )
+            if offset <= self._log_start_offset:
+                return self._log_start_offset
+            self._log_start_offset = offset
+            while len(self._segments) > 1 and self._bases[1] <= offset:
+                self._segments.pop(0).delete()
+                self._bases.pop(0)
+            logger.info("%s log start offset is now %d", self._prefix, offset)
+            return offset
 
     def close(self, *, flush: bool = True) -> None:
         """Flush (unless told not to) and close every file; the log is unusable afterwards."""

@@ -46,6 +46,11 @@ TopicPartition = tuple[str, int]
 # reads and writes it itself; a second Log object on the same files would corrupt its indexes.
 METADATA_PARTITION = ("__cluster_metadata", 0)
 
+# Kafka's marker of a clean shutdown: written last by close(), removed by load(); while it is
+# there, logs are opened without a recovery scan.
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+_CLEAN_SHUTDOWN_CONTENT = b'{"version":0,"brokerEpoch":-1}'
+
 _DELETE_SUFFIX = "-delete"
 _IGNORED_SUFFIXES = ("-future", "-stray")
 
@@ -103,6 +108,7 @@ class LogManager:
         fileio.mkdir(log_dir)
         recovery_points = read_offsets_checkpoint(fileio, log_dir / RECOVERY_POINT_CHECKPOINT)
         log_start_offsets = read_offsets_checkpoint(fileio, log_dir / LOG_START_OFFSET_CHECKPOINT)
+        clean_shutdown = fileio.exists(log_dir / CLEAN_SHUTDOWN_FILE)
         for name in fileio.list_dir(log_dir):
             path = log_dir / name
             if not fileio.is_dir(path):
@@ -127,9 +133,13 @@ class LogManager:
                 clock=self.clock,
                 recovery_point=recovery_points.get(key, 0),
                 log_start_offset=log_start_offsets.get(key, 0),
+                clean_shutdown=clean_shutdown,
             )
             self._logs[key] = log
             self._dir_of[key] = log_dir
+        if clean_shutdown:
+            fileio.delete(log_dir / CLEAN_SHUTDOWN_FILE)
+            fileio.fsync_dir(log_dir)
 
     def ensure_meta_properties(self, node_id: int, cluster_id: str) -> dict[Path, str]:
         """Write meta.properties where missing, refuse dirs of another node or cluster.
@@ -240,7 +250,10 @@ class LogManager:
                     logger.exception("flushing %s-%d failed", *key)
 
     def checkpoint(self) -> None:
-        """Write the recovery-point and log-start-offset checkpoints of every online dir."""
+        """Write the recovery-point and log-start-offset checkpoints of every online dir.
+
+        A dir whose write fails goes offline (and is skipped); the others are still written.
+        """
         by_dir: dict[Path, dict[TopicPartition, Log]] = {d: {} for d in self.log_dirs}
         for key, log in list(self._logs.items()):
             by_dir[self._dir_of[key]][key] = log
@@ -248,16 +261,19 @@ class LogManager:
             if not self.is_online(log_dir):
                 continue
             fileio = self._fileio[log_dir]
-            write_offsets_checkpoint(
-                fileio,
-                log_dir / RECOVERY_POINT_CHECKPOINT,
-                {key: log.recovery_point for key, log in logs.items()},
-            )
-            write_offsets_checkpoint(
-                fileio,
-                log_dir / LOG_START_OFFSET_CHECKPOINT,
-                {key: log.log_start_offset for key, log in logs.items()},
-            )
+            try:
+                write_offsets_checkpoint(
+                    fileio,
+                    log_dir / RECOVERY_POINT_CHECKPOINT,
+                    {key: log.recovery_point for key, log in logs.items()},
+                )
+                write_offsets_checkpoint(
+                    fileio,
+                    log_dir / LOG_START_OFFSET_CHECKPOINT,
+                    {key: log.log_start_offset for key, log in logs.items()},
+                )
+            except StorageError:
+                logger.exception("checkpointing %s failed", log_dir)
 
     def close(self) -> None:
         """Flush, checkpoint and close every log (online dirs only get flushed)."""
@@ -268,5 +284,13 @@ class LogManager:
                 except StorageError:
                     logger.exception("closing %s-%d failed", *key)
         self.checkpoint()
+        for log_dir in self.log_dirs:
+            if self.is_online(log_dir):
+                try:
+                    self._fileio[log_dir].replace_file(
+                        log_dir / CLEAN_SHUTDOWN_FILE, _CLEAN_SHUTDOWN_CONTENT
+                    )
+                except StorageError:
+                    logger.exception("marking %s as cleanly shut down failed", log_dir)
         self._logs.clear()
         self._dir_of.clear()

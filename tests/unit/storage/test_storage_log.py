@@ -421,3 +421,47 @@ def test_real_files_have_exact_index_sizes(tmp_path: Path, clock: FakeClock) -> 
     reopened = Log.open(directory, config, fileio=OsFileIO(), clock=clock, recovery_point=120)
     assert read_all(reopened) == expected
     reopened.close()
+
+
+def test_delete_records_before_moves_the_start_and_drops_whole_segments(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    size = len(batch(1))
+    log = open_log(DIR, fileio, clock, LogConfig(segment_bytes=size * 2))
+    for _ in range(6):
+        log.append_as_leader(batch(1), leader_epoch=0)
+    assert [s.base_offset for s in log.segments] == [0, 2, 4]
+    assert log.delete_records_before(3) == 3
+    assert log.log_start_offset == 3
+    assert [s.base_offset for s in log.segments] == [2, 4]
+    assert not fileio.exists(DIR / "00000000000000000000.log")
+    assert base_offsets(read_all(log)) == [3, 4, 5]
+    assert log.delete_records_before(1) == 3  # never moves back
+    with pytest.raises(OffsetOutOfRangeError):
+        log.delete_records_before(7)
+    assert log.delete_records_before(6) == 6
+    assert [s.base_offset for s in log.segments] == [4]
+    assert log.read(6, 100).records == b""
+
+
+def test_clean_shutdown_skips_the_recovery_scan(
+    fileio: LossyFileIO, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log(DIR, fileio, clock, LogConfig(index_interval_bytes=100))
+    for i in range(10):
+        log.append_as_leader(batch(2, value_size=50, timestamp_ms=1_000 + i), leader_epoch=0)
+    expected = read_all(log)
+    log.close()
+
+    def no_recovery(self: object) -> int:
+        raise AssertionError("recovery scan after a clean shutdown")
+
+    monkeypatch.setattr("odradek.storage.segment.LogSegment.recover", no_recovery)
+    reopened = Log.open(
+        DIR, LogConfig(), fileio=fileio, clock=clock, recovery_point=20, clean_shutdown=True
+    )
+    assert reopened.log_end_offset == 20
+    assert read_all(reopened) == expected
+    assert reopened.max_timestamp_offset() == (18, 1_009)
+    with pytest.raises(AssertionError, match="recovery scan"):
+        Log.open(DIR, LogConfig(), fileio=fileio, clock=clock, recovery_point=20)

@@ -115,3 +115,15 @@ def test_get_or_create_applies_a_new_config_to_an_existing_log() -> None:
     config = LogConfig(segment_bytes=12345)
     assert manager.get_or_create("t", 0, config) is log
     assert log.config == config
+
+
+def test_clean_shutdown_marker_is_written_on_close_and_removed_on_load() -> None:
+    fileio = LossyFileIO()
+    manager = make_manager(fileio)
+    manager.get_or_create("t", 0).append_as_leader(batch(1), leader_epoch=0)
+    manager.close()
+    assert all(fileio.exists(d / ".kafka_cleanshutdown") for d in DIRS)
+    reloaded = make_manager(fileio)
+    assert not any(fileio.exists(d / ".kafka_cleanshutdown") for d in DIRS)
+    log = reloaded.get("t", 0)
+    assert log is not None and log.log_end_offset == 1
