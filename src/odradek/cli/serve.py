@@ -1,0 +1,123 @@
+"""`odradek serve`: run a single-node cluster (broker and controller in one process).
+
+Configuration, lowest precedence first: Kafka's defaults, `--config server.properties`,
+`ODRADEK_*` environment variables, `--override key=value`, then `--port` / `--data-dir`.
+SIGINT and SIGTERM shut down gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from odradek import __version__
+from odradek.common.config import (
+    BrokerConfig,
+    from_environment,
+    parse_overrides,
+    parse_properties,
+)
+from odradek.common.errors import KafkaError
+
+EXAMPLES = """examples:
+  odradek serve                                  # 127.0.0.1:9092, data in ./odradek-data
+  odradek serve --port 19092 --data-dir /tmp/kafka
+  odradek serve --config server.properties --override num.partitions=3
+  ODRADEK_AUTO_CREATE_TOPICS_ENABLE=false odradek serve
+"""
+
+
+def add_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "serve",
+        help="run a broker (single-node cluster)",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--port", type=int, help="listener port (default 9092)")
+    parser.add_argument("--host", help="listener host (default 127.0.0.1)")
+    parser.add_argument("--data-dir", type=Path, help="log directory (default ./odradek-data)")
+    parser.add_argument("--config", type=Path, help="a server.properties file")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE",
+        help="set a broker property (repeatable)",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.set_defaults(run=run)
+
+
+def build_config(args: argparse.Namespace, environ: dict[str, str]) -> BrokerConfig:
+    values: dict[str, str] = {}
+    if args.config is not None:
+        values.update(parse_properties(args.config.read_text()))
+    values.update(from_environment(environ))
+    values.update(parse_overrides(args.override))
+    if args.port is not None or args.host is not None:
+        listeners = values.get("listeners", "PLAINTEXT://127.0.0.1:9092").split(",")[0]
+        scheme, _, rest = listeners.partition("://")
+        host, _, port = rest.rpartition(":")
+        host = args.host if args.host is not None else host
+        port = str(args.port) if args.port is not None else port
+        values["listeners"] = f"{scheme}://{host}:{port}"
+    if args.data_dir is not None:
+        values["log.dirs"] = str(args.data_dir)
+    return BrokerConfig(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        config = build_config(args, dict(os.environ))
+    except (KafkaError, OSError, ValueError) as exc:
+        print(f"odradek serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return int(runner(_serve(config, started)))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(config: BrokerConfig, started: float) -> int:
+    from odradek.server.node import Node
+
+    node = Node(config)
+    try:
+        await node.start()
+    except (KafkaError, OSError, ValueError) as exc:
+        print(f"odradek serve: cannot start: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    host, port = node.advertised_endpoint
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    print(
+        f"odradek {__version__} ready: PLAINTEXT://{host}:{port}"
+        f" data={','.join(str(d) for d in node.log_dirs)} node={node.node_id}"
+        f" cluster={node.cluster_id} (started in {elapsed_ms:.0f} ms)",
+        flush=True,
+    )
+    await stop.wait()
+    print("odradek: shutting down", flush=True)
+    await node.stop()
+    print("odradek: stopped", flush=True)
+    return 0

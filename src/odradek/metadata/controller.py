@@ -1,0 +1,237 @@
+"""The controller's topic duties as a core without I/O: validate a request, return records.
+
+Handlers call these with the current image; the records they return go through the metadata
+log and change state only when replayed (`MetadataImage.apply`). Errors carry Kafka's codes
+and messages.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from odradek.common.config import validate_topic_configs
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.metadata.image import MetadataImage
+from odradek.metadata.records import (
+    RESOURCE_TOPIC,
+    ConfigRecord,
+    MetadataRecord,
+    PartitionRecord,
+    RemoveTopicRecord,
+    TopicRecord,
+)
+
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerResult:
+    records: list[MetadataRecord] = field(default_factory=list)
+
+
+def validate_topic_name(name: str) -> None:
+    def invalid(reason: str) -> KafkaError:
+        return KafkaError(reason, ErrorCode.INVALID_TOPIC_EXCEPTION)
+
+    if not name:
+        raise invalid("Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise invalid("Topic name cannot be \".\" or \"..\"")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise invalid(
+            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters,"
+            f" topic name: {name}"
+        )
+    if not _LEGAL_TOPIC_NAME.match(name):
+        raise invalid(
+            f"Topic name \"{name}\" is illegal, it contains a character other than ASCII"
+            " alphanumerics, '.', '_' and '-'"
+        )
+
+
+def new_topic_id() -> bytes:
+    while True:
+        topic_id = uuid.uuid4().bytes
+        # Kafka never hands out the all-zero id, nor one whose base64 form starts with '-'
+        if topic_id != bytes(16) and topic_id[0] & 0xFC != 0xF8:
+            return topic_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewTopic:
+    name: str
+    num_partitions: int
+    replication_factor: int
+    assignments: Mapping[int, Sequence[int]]
+    configs: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTopic:
+    topic_id: bytes
+    num_partitions: int
+    replication_factor: int
+    configs: dict[str, Any]
+
+
+class TopicController:
+    def __init__(self, broker_ids: Sequence[int], default_partitions: int, default_rf: int):
+        self.broker_ids = tuple(broker_ids)
+        self.default_partitions = default_partitions
+        self.default_replication_factor = default_rf
+
+    def create_topic(
+        self, image: MetadataImage, request: NewTopic, pending: set[str]
+    ) -> tuple[CreatedTopic, list[MetadataRecord]]:
+        """Validate one topic of a CreateTopics request; `pending` holds names created earlier
+        in the same request (a name twice in one request is refused by the handler)."""
+        name = request.name
+        validate_topic_name(name)
+        if image.topic(name) is not None or name in pending:
+            raise KafkaError(f"Topic '{name}' already exists.", ErrorCode.TOPIC_ALREADY_EXISTS)
+        collision = name.replace(".", "_")
+        for existing in list(image.topics) + list(pending):
+            if existing.replace(".", "_") == collision:
+                raise KafkaError(
+                    f"Topic '{name}' collides with existing topic: {existing}",
+                    ErrorCode.INVALID_TOPIC_EXCEPTION,
+                )
+        if request.assignments:
+            if request.num_partitions != -1 or request.replication_factor != -1:
+                raise KafkaError(
+                    "Both numPartitions or replicationFactor and replicasAssignments were set."
+                    " Both cannot be used at the same time.",
+                    ErrorCode.INVALID_REQUEST,
+                )
+            assignment = self._check_assignments(request.assignments, 0)
+        else:
+            partitions = request.num_partitions
+            if partitions == -1:
+                partitions = self.default_partitions
+            if partitions <= 0:
+                raise KafkaError(
+                    "Number of partitions was set to an invalid non-positive value.",
+                    ErrorCode.INVALID_PARTITIONS,
+                )
+            replication = request.replication_factor
+            if replication == -1:
+                replication = self.default_replication_factor
+            if replication <= 0:
+                raise KafkaError(
+                    "Replication factor must be larger than 0, or -1 to use the default value.",
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                )
+            if replication > len(self.broker_ids):
+                raise KafkaError(
+                    f"Unable to replicate the partition {replication} time(s): The target"
+                    f" replication factor of {replication} cannot be reached because only"
+                    f" {len(self.broker_ids)} broker(s) are registered.",
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                )
+            assignment = self._place(partitions, replication, 0)
+        try:
+            configs = validate_topic_configs(request.configs)
+        except KafkaError as exc:
+            raise KafkaError(str(exc), ErrorCode.INVALID_CONFIG) from None
+        topic_id = new_topic_id()
+        records: list[MetadataRecord] = [TopicRecord(name, topic_id)]
+        for partition_id, replicas in enumerate(assignment):
+            records.append(
+                PartitionRecord(partition_id, topic_id, replicas, replicas, replicas[0], 0, 0)
+            )
+        for key, value in request.configs.items():
+            records.append(ConfigRecord(RESOURCE_TOPIC, name, key, value))
+        created = CreatedTopic(topic_id, len(assignment), len(assignment[0]), configs)
+        return created, records
+
+    def delete_topic(self, image: MetadataImage, topic_id: bytes) -> list[MetadataRecord]:
+        return [RemoveTopicRecord(topic_id)]
+
+    def create_partitions(
+        self,
+        image: MetadataImage,
+        name: str,
+        count: int,
+        assignments: Sequence[Sequence[int]] | None,
+    ) -> list[MetadataRecord]:
+        topic = image.topic(name)
+        if topic is None:
+            raise KafkaError(
+                f"This server does not host this topic-partition: {name}",
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            )
+        current = len(topic.partitions)
+        if count < current:
+            raise KafkaError(
+                f"Topic currently has {current} partitions, which is higher than the requested"
+                f" {count}.",
+                ErrorCode.INVALID_PARTITIONS,
+            )
+        if count == current:
+            raise KafkaError(
+                f"Topic already has {current} partitions.", ErrorCode.INVALID_PARTITIONS
+            )
+        replication = len(next(iter(topic.partitions.values())).replicas)
+        added = count - current
+        if assignments is not None:
+            if len(assignments) != added:
+                raise KafkaError(
+                    f"Increasing the number of partitions by {added} but {len(assignments)}"
+                    " assignments provided.",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+            placement = self._check_assignments(dict(enumerate(assignments)), 0)
+            if any(len(replicas) != replication for replicas in placement):
+                raise KafkaError(
+                    "Inconsistent replication factor between partitions",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+        else:
+            placement = self._place(added, replication, current)
+        return [
+            PartitionRecord(current + i, topic.topic_id, replicas, replicas, replicas[0], 0, 0)
+            for i, replicas in enumerate(placement)
+        ]
+
+    def _place(self, partitions: int, replication: int, start: int) -> list[tuple[int, ...]]:
+        brokers = sorted(self.broker_ids)
+        return [
+            tuple(brokers[(start + p + r) % len(brokers)] for r in range(replication))
+            for p in range(partitions)
+        ]
+
+    def _check_assignments(
+        self, assignments: Mapping[int, Sequence[int]], first: int
+    ) -> list[tuple[int, ...]]:
+        placement: list[tuple[int, ...]] = []
+        for index in range(first, first + len(assignments)):
+            replicas = assignments.get(index)
+            if replicas is None:
+                raise KafkaError(
+                    "Partitions must be numbered consecutively from 0.",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+            if not replicas:
+                raise KafkaError(
+                    f"Empty replica assignment for partition {index}.",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+            if len(set(replicas)) != len(replicas):
+                raise KafkaError(
+                    f"Duplicate brokers in the assignment of partition {index}.",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+            unknown = [b for b in replicas if b not in self.broker_ids]
+            if unknown:
+                raise KafkaError(
+                    f"Unknown broker(s) {unknown} in the assignment of partition {index}.",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+            placement.append(tuple(replicas))
+        return placement

@@ -1,0 +1,73 @@
+"""A partition this broker leads: its log, its leader epoch, its high watermark, its waiters.
+
+In a single-replica partition the ISR is the leader alone, so the high watermark is the log
+end offset. Fetchers that long-poll park a future here and are woken by the next append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.replication.durability import GroupCommit
+from odradek.storage.log import AppendResult, Log, ReadResult
+
+
+class Partition:
+    def __init__(
+        self,
+        topic: str,
+        partition_id: int,
+        topic_id: bytes,
+        log: Log,
+        leader_epoch: int,
+        flush_messages: int,
+    ) -> None:
+        self.flush_messages = flush_messages
+        self.topic = topic
+        self.partition_id = partition_id
+        self.topic_id = topic_id
+        self.log = log
+        self.leader_epoch = leader_epoch
+        self.group_commit = GroupCommit(log.flush, lambda: log.recovery_point)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._unflushed_messages = 0
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.high_watermark
+
+    def check_leader_epoch(self, current_leader_epoch: int) -> None:
+        """KIP-320: a client that knows a newer epoch, or an older one, is told so."""
+        if current_leader_epoch < 0 or current_leader_epoch == self.leader_epoch:
+            return
+        if current_leader_epoch > self.leader_epoch:
+            raise KafkaError("newer leader epoch", ErrorCode.UNKNOWN_LEADER_EPOCH)
+        raise KafkaError("fenced leader epoch", ErrorCode.FENCED_LEADER_EPOCH)
+
+    def append(self, records: memoryview) -> AppendResult:
+        result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch)
+        self._unflushed_messages += result.records_count
+        if self._unflushed_messages >= self.flush_messages:
+            self._unflushed_messages = 0
+            self.group_commit.request_flush()
+        self._wake()
+        return result
+
+    def read(self, offset: int, max_bytes: int, min_one_message: bool) -> ReadResult:
+        return self.log.read(
+            offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+        )
+
+    def add_waiter(self, future: asyncio.Future[None]) -> None:
+        self._waiters.append(future)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)

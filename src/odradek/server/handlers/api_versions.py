@@ -1,0 +1,47 @@
+"""ApiVersions (key 18), v0-v4.
+
+Derived from the handler registry. A request whose version is above what we support is answered
+with UNSUPPORTED_VERSION in a v0 response carrying our ranges, so the client can retry with a
+version we speak (KIP-511). v3+ clients name their software; a malformed name or version is
+INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from odradek.common.errors import ErrorCode
+from odradek.protocol.api_keys import ApiKey
+from odradek.protocol.codec import encode_response, response_schema
+from odradek.server.context import RequestContext
+from odradek.server.registry import handler, supported_versions
+
+_SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
+
+
+def _response(version: int, error: ErrorCode) -> Any:
+    schema = response_schema(ApiKey.API_VERSIONS, version)
+    keys = tuple(
+        schema.ApiVersion(api_key=key, min_version=low, max_version=high)
+        for key, low, high in supported_versions()
+    )
+    return schema.ApiVersionsResponse(
+        error_code=error, api_keys=keys, throttle_time=0, supported_features=(),
+        finalized_features_epoch=-1, finalized_features=(), zk_migration_ready=False,
+    )
+
+
+def unsupported_version_response(correlation_id: int) -> bytes:
+    return encode_response(correlation_id, False, _response(0, ErrorCode.UNSUPPORTED_VERSION))
+
+
+@handler(ApiKey.API_VERSIONS, versions=(0, 4))
+async def handle_api_versions(ctx: RequestContext, request: Any) -> Any:
+    version = ctx.api_version
+    if version >= 3:
+        name = request.client_software_name
+        software_version = request.client_software_version
+        if not _SOFTWARE.match(name or "") or not _SOFTWARE.match(software_version or ""):
+            return _response(version, ErrorCode.INVALID_REQUEST)
+    return _response(version, ErrorCode.NONE)

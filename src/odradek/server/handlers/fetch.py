@@ -1,0 +1,240 @@
+"""Fetch (key 1), v4-v16.
+
+Consumers read whole stored batches, unchanged, up to the high watermark. Long poll: the
+response waits up to max_wait_ms until min_bytes are available, woken by appends. Limits:
+max_bytes for the response and partition_max_bytes per partition, but the first batch found
+is always returned whole even when larger (KIP-74). Fetch sessions (KIP-227, v7+) let a client
+send and receive only what changed. v9+ check current_leader_epoch (KIP-320); v13+ name topics
+by id. isolation_level is accepted: with no transactions yet, the last stable offset equals the
+high watermark and read_committed sees an empty aborted-transactions list.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.protocol.api_keys import ApiKey
+from odradek.protocol.codec import millis, response_schema
+from odradek.replication.fetch_session import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    FetchSession,
+    FetchSessionError,
+    SessionPartition,
+)
+from odradek.replication.partition import Partition
+from odradek.server.context import RequestContext
+from odradek.server.registry import handler
+
+_Key = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Result:
+    key: _Key
+    topic_id: bytes
+    error: ErrorCode
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: bytes = b""
+
+
+def _requested(ctx: RequestContext, request: Any) -> tuple[
+    OrderedDict[_Key, SessionPartition], dict[_Key, bytes], list[_Result], set[_Key]
+]:
+    """Partitions the request names (by name, or by id for v13+), unknown ids as results."""
+    image = ctx.node.image
+    use_ids = ctx.api_version >= 13
+    wanted: OrderedDict[_Key, SessionPartition] = OrderedDict()
+    topic_ids: dict[_Key, bytes] = {}
+    unknown: list[_Result] = []
+    for topic in request.topics:
+        if use_ids:
+            raw_id = topic.topic_id.bytes
+            found = image.topic_by_id(raw_id)
+            name = found.name if found else None
+        else:
+            raw_id = b""
+            name = topic.topic
+            found = image.topic(name)
+            raw_id = found.topic_id if found else bytes(16)
+        for item in topic.partitions:
+            if name is None:
+                unknown.append(_Result(("", item.partition), raw_id, ErrorCode.UNKNOWN_TOPIC_ID))
+                continue
+            key = (name, item.partition)
+            wanted[key] = SessionPartition(
+                item.fetch_offset,
+                item.partition_max_bytes,
+                getattr(item, "current_leader_epoch", -1),
+            )
+            topic_ids[key] = raw_id
+    forgotten: set[_Key] = set()
+    for topic in getattr(request, "forgotten_topics_data", ()):
+        if use_ids:
+            found = image.topic_by_id(topic.topic_id.bytes)
+            if found is None:
+                continue
+            name = found.name
+        else:
+            name = topic.topic
+        forgotten.update((name, p) for p in topic.partitions)
+    return wanted, topic_ids, unknown, forgotten
+
+
+def _read_all(
+    ctx: RequestContext,
+    partitions: OrderedDict[_Key, SessionPartition],
+    topic_ids: dict[_Key, bytes],
+    max_bytes: int,
+) -> tuple[list[_Result], int, list[Partition]]:
+    replica_manager = ctx.node.replica_manager
+    results: list[_Result] = []
+    total = 0
+    waitable: list[Partition] = []
+    for key, state in partitions.items():
+        topic_id = topic_ids.get(key, bytes(16))
+        try:
+            partition = replica_manager.leader(*key)
+            partition.check_leader_epoch(state.current_leader_epoch)
+            if state.partition_max_bytes < 0:
+                raise KafkaError("negative partition_max_bytes", ErrorCode.INVALID_REQUEST)
+            limit = min(state.partition_max_bytes, max(max_bytes - total, 0))
+            read = partition.read(state.fetch_offset, limit, min_one_message=total == 0)
+        except KafkaError as exc:
+            code = exc.code
+            if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and ctx.api_version >= 13:
+                code = ErrorCode.UNKNOWN_TOPIC_ID if key[0] not in ctx.node.image.topics else code
+            result = _Result(key, topic_id, code)
+            if code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                log = replica_manager.leader(*key).log
+                result.high_watermark = log.log_end_offset
+                result.last_stable_offset = log.log_end_offset
+                result.log_start_offset = log.log_start_offset
+            results.append(result)
+            continue
+        total += len(read.records)
+        waitable.append(partition)
+        results.append(
+            _Result(
+                key, topic_id, ErrorCode.NONE, partition.high_watermark,
+                partition.last_stable_offset, read.log_start_offset, read.records,
+            )
+        )
+    return results, total, waitable
+
+
+def _changed(result: _Result, state: SessionPartition) -> bool:
+    return bool(
+        result.records
+        or result.error != ErrorCode.NONE
+        or result.high_watermark != state.high_watermark
+        or result.last_stable_offset != state.last_stable_offset
+        or result.log_start_offset != state.log_start_offset
+    )
+
+
+@handler(ApiKey.FETCH, versions=(4, 16))
+async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
+    version = ctx.api_version
+    node = ctx.node
+    schema = response_schema(ApiKey.FETCH, version)
+    now_ms = node.clock.monotonic_ms()
+    session_id = getattr(request, "session_id", 0)
+    epoch = getattr(request, "session_epoch", FINAL_EPOCH)
+    wanted, topic_ids, unknown, forgotten = _requested(ctx, request)
+
+    session: FetchSession | None = None
+    incremental = False
+    cache = node.fetch_sessions
+    if session_id != 0 and epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+        cache.remove(session_id)
+    if epoch == INITIAL_EPOCH:
+        session = cache.create(now_ms)
+        if session is not None:
+            session.partitions = OrderedDict(wanted)
+    elif epoch != FINAL_EPOCH:
+        try:
+            session = cache.get(session_id, epoch, now_ms)
+        except FetchSessionError as exc:
+            return schema.FetchResponse(
+                throttle_time=0, error_code=exc.code, session_id=0, responses=()
+            )
+        incremental = True
+        for key in forgotten:
+            session.partitions.pop(key, None)
+        for key, state in wanted.items():
+            previous = session.partitions.get(key)
+            if previous is not None:
+                state.high_watermark = previous.high_watermark
+                state.last_stable_offset = previous.last_stable_offset
+                state.log_start_offset = previous.log_start_offset
+            session.partitions[key] = state
+
+    to_read = session.partitions if session is not None else wanted
+    if session is not None:
+        for key in to_read:
+            if key not in topic_ids:
+                topic = node.image.topic(key[0])
+                topic_ids[key] = topic.topic_id if topic else bytes(16)
+    max_bytes = getattr(request, "max_bytes", 2**31 - 1)
+    max_wait_ms = millis(request.max_wait)
+    deadline = node.clock.monotonic_ms() + max_wait_ms
+    while True:
+        results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes)
+        remaining = deadline - node.clock.monotonic_ms()
+        has_error = any(r.error != ErrorCode.NONE for r in results) or unknown
+        if total >= request.min_bytes or remaining <= 0 or has_error or not waitable:
+            if remaining > 0 and not waitable and not has_error and request.min_bytes > 0:
+                await node.replica_manager.wait_for_append([], remaining)
+            break
+        await node.replica_manager.wait_for_append(waitable, remaining)
+        if node.clock.monotonic_ms() >= deadline:
+            results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes)
+            break
+
+    if incremental and session is not None:
+        results = [r for r in results if _changed(r, session.partitions[r.key])]
+    if session is not None:
+        for r in results:
+            state = session.partitions.get(r.key)
+            if state is not None:
+                state.high_watermark = r.high_watermark
+                state.last_stable_offset = r.last_stable_offset
+                state.log_start_offset = r.log_start_offset
+    results.extend(unknown)
+    return _response(ctx, schema, results, session.session_id if session else 0, request)
+
+
+def _response(
+    ctx: RequestContext, schema: Any, results: list[_Result], session_id: int, request: Any
+) -> Any:
+    read_committed = getattr(request, "isolation_level", 0) == 1
+    by_topic: OrderedDict[tuple[str, bytes], list[Any]] = OrderedDict()
+    for r in results:
+        by_topic.setdefault((r.key[0], r.topic_id), []).append(
+            schema.PartitionData(
+                partition_index=r.key[1],
+                error_code=r.error,
+                high_watermark=r.high_watermark,
+                last_stable_offset=r.last_stable_offset,
+                log_start_offset=r.log_start_offset,
+                aborted_transactions=() if read_committed else None,
+                preferred_read_replica=-1,
+                records=r.records,
+            )
+        )
+    topics = tuple(
+        schema.FetchableTopicResponse(
+            topic=name, topic_id=uuid.UUID(bytes=topic_id), partitions=tuple(parts)
+        )
+        for (name, topic_id), parts in by_topic.items()
+    )
+    return schema.FetchResponse(
+        throttle_time=0, error_code=ErrorCode.NONE, session_id=session_id, responses=topics
+    )

@@ -1,0 +1,88 @@
+"""ListOffsets (key 2), v1-v8.
+
+Per partition, by timestamp: -2 earliest (log start offset), -1 latest (high watermark, or the
+last stable offset for read_committed), -3 the record with the largest timestamp (v7+, KIP-734),
+-4 earliest local (v8+, KIP-405; no tiered storage here, so the log start offset); any other
+value finds the first record whose timestamp is at or after it (-1/-1 when there is none).
+A partition named twice in one request is INVALID_REQUEST, as Kafka answers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.protocol.api_keys import ApiKey
+from odradek.protocol.codec import response_schema
+from odradek.server.context import RequestContext
+from odradek.server.registry import handler
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+
+
+def _lookup(ctx: RequestContext, topic: str, item: Any, read_committed: bool) -> tuple[int, int]:
+    """(offset, timestamp) for one partition; raises KafkaError."""
+    partition = ctx.node.replica_manager.leader(topic, item.partition_index)
+    partition.check_leader_epoch(getattr(item, "current_leader_epoch", -1))
+    timestamp = item.timestamp
+    log = partition.log
+    if timestamp == LATEST:
+        end = partition.last_stable_offset if read_committed else partition.high_watermark
+        return end, -1
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        if timestamp == EARLIEST_LOCAL and ctx.api_version < 8:
+            raise KafkaError("earliest-local needs v8", ErrorCode.UNSUPPORTED_VERSION)
+        return log.log_start_offset, -1
+    if timestamp == MAX_TIMESTAMP:
+        if ctx.api_version < 7:
+            raise KafkaError("max timestamp needs v7", ErrorCode.UNSUPPORTED_VERSION)
+        found = log.max_timestamp_offset()
+        return found if found is not None else (-1, -1)
+    if timestamp < 0:
+        raise KafkaError(f"invalid timestamp {timestamp}", ErrorCode.INVALID_REQUEST)
+    found = log.offset_for_timestamp(timestamp)
+    if found is None:
+        return -1, -1
+    offset, record_timestamp = found
+    limit = partition.last_stable_offset if read_committed else partition.high_watermark
+    return (offset, record_timestamp) if offset < limit else (-1, -1)
+
+
+@handler(ApiKey.LIST_OFFSETS, versions=(1, 8))
+async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
+    schema = response_schema(ApiKey.LIST_OFFSETS, ctx.api_version)
+    read_committed = getattr(request, "isolation_level", 0) == 1
+    counts = Counter(
+        (topic.name, item.partition_index) for topic in request.topics for item in topic.partitions
+    )
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for item in topic.partitions:
+            code = ErrorCode.NONE
+            offset, timestamp, epoch = -1, -1, -1
+            try:
+                if counts[(topic.name, item.partition_index)] > 1:
+                    raise KafkaError("duplicate partition", ErrorCode.INVALID_REQUEST)
+                offset, timestamp = _lookup(ctx, topic.name, item, read_committed)
+                if offset >= 0:
+                    epoch = ctx.node.replica_manager.leader(
+                        topic.name, item.partition_index
+                    ).leader_epoch
+            except KafkaError as exc:
+                code = exc.code
+            partitions.append(
+                schema.ListOffsetsPartitionResponse(
+                    partition_index=item.partition_index,
+                    error_code=code,
+                    timestamp=timestamp,
+                    offset=offset,
+                    leader_epoch=epoch,
+                )
+            )
+        topics.append(schema.ListOffsetsTopicResponse(name=topic.name, partitions=tuple(partitions)))
+    return schema.ListOffsetsResponse(throttle_time=0, topics=tuple(topics))

@@ -1,0 +1,121 @@
+"""Produce (key 0), v0-v11; v0-v2 are advertised but refused.
+
+librdkafka before 2.11.1 enables gzip/snappy/lz4 only when Produce v0 is advertised
+(KAFKA-18659), so v0-v2 are listed; until the old message formats are supported, such
+requests get UNSUPPORTED_VERSION for every partition, as Kafka 4 answers them.
+
+v3+: the request is decoded by our own hot-path decoder so record sets stay memoryviews into
+the received frame; the log validates each batch and rewrites offsets in place. acks=0 gets no
+response (an error closes the connection so the client notices, as Kafka does); acks=1 is
+answered after the append; acks=-1 after a group-commit fsync covers the records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.protocol.api_keys import ApiKey
+from odradek.protocol.produce import decode_produce_request
+from odradek.protocol.codec import response_schema
+from odradek.server.context import RequestContext
+from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
+from odradek.storage.log import AppendResult
+
+_Outcome = tuple[ErrorCode, AppendResult | None, str | None]
+
+
+def _legacy_response(ctx: RequestContext, data: Any) -> bytes:
+    """Produce v0-v2 response, every partition UNSUPPORTED_VERSION (kio has no v0-v2 schema)."""
+    version = ctx.api_version
+    body = bytearray(struct.pack(">i", ctx.header.correlation_id))
+    body += struct.pack(">i", len(data.topics))
+    for topic in data.topics:
+        name = topic.name.encode()
+        body += struct.pack(">h", len(name)) + name + struct.pack(">i", len(topic.partitions))
+        for partition in topic.partitions:
+            body += struct.pack(">ihq", partition.partition, ErrorCode.UNSUPPORTED_VERSION, -1)
+            if version >= 2:
+                body += struct.pack(">q", -1)
+    if version >= 1:
+        body += struct.pack(">i", 0)
+    return struct.pack(">i", len(body)) + bytes(body)
+
+
+@handler(ApiKey.PRODUCE, versions=(0, 11), raw=True)
+async def handle_produce(ctx: RequestContext, _: Any) -> Any:
+    version = ctx.api_version
+    if version < 3:
+        from odradek.protocol.produce import decode_legacy_produce_request
+
+        legacy = decode_legacy_produce_request(ctx.frame, ctx.body_position)
+        if legacy.acks == 0:
+            raise CloseConnection("Produce v0-v2 with acks=0 is not supported")
+        return _legacy_response(ctx, legacy)
+    data = decode_produce_request(ctx.frame, ctx.body_position, version)
+    replica_manager = ctx.node.replica_manager
+    outcomes: dict[tuple[str, int], _Outcome] = {}
+    durable: dict[tuple[str, int], asyncio.Future[None] | Any] = {}
+    acks = data.acks
+    for topic in data.topics:
+        for item in topic.partitions:
+            key = (topic.name, item.partition)
+            if acks not in (0, 1, -1):
+                outcomes[key] = (ErrorCode.INVALID_REQUIRED_ACKS, None, None)
+                continue
+            try:
+                partition = replica_manager.leader(topic.name, item.partition)
+                if item.records is None:
+                    raise KafkaError("null record set", ErrorCode.INVALID_RECORD)
+                result = partition.append(item.records)
+                outcomes[key] = (ErrorCode.NONE, result, None)
+                if acks == -1:
+                    durable[key] = partition.group_commit.wait_durable(result.last_offset + 1)
+            except KafkaError as exc:
+                outcomes[key] = (exc.code, None, str(exc) or None)
+    if acks == 0:
+        if any(code != ErrorCode.NONE for code, _, _ in outcomes.values()):
+            raise CloseConnection("acks=0 produce failed")
+        return NO_RESPONSE
+    if durable:
+        await _await_durable(durable, outcomes, data.timeout_ms)
+    return _response(version, data, outcomes)
+
+
+async def _await_durable(
+    durable: dict[tuple[str, int], Any], outcomes: dict[tuple[str, int], _Outcome], timeout_ms: int
+) -> None:
+    tasks = {key: asyncio.ensure_future(waiter) for key, waiter in durable.items()}
+    _, pending = await asyncio.wait(tasks.values(), timeout=max(timeout_ms, 0) / 1000)
+    for key, task in tasks.items():
+        if task in pending:
+            task.cancel()
+            outcomes[key] = (ErrorCode.REQUEST_TIMED_OUT, None, "timed out waiting for fsync")
+        elif task.exception() is not None:
+            outcomes[key] = (ErrorCode.KAFKA_STORAGE_ERROR, None, str(task.exception()))
+
+
+def _response(version: int, data: Any, outcomes: dict[tuple[str, int], _Outcome]) -> Any:
+    schema = response_schema(ApiKey.PRODUCE, version)
+    topics = []
+    for topic in data.topics:
+        partitions = []
+        for item in topic.partitions:
+            code, result, message = outcomes[(topic.name, item.partition)]
+            partitions.append(
+                schema.PartitionProduceResponse(
+                    index=item.partition,
+                    error_code=code,
+                    base_offset=result.first_offset if result else -1,
+                    log_append_time=result.log_append_time_ms if result else -1,
+                    log_start_offset=result.log_start_offset if result else -1,
+                    record_errors=(),
+                    error_message=message if code != ErrorCode.NONE else None,
+                )
+            )
+        topics.append(
+            schema.TopicProduceResponse(name=topic.name, partition_responses=tuple(partitions))
+        )
+    return schema.ProduceResponse(responses=tuple(topics), throttle_time=0)
