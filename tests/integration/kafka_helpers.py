@@ -79,7 +79,8 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = 1, **configs: str) -> None:
-    futures = admin(bootstrap).create_topics(
+    client = admin(bootstrap)  # must outlive its futures: a destroyed client fails them
+    futures = client.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=configs)],
         operation_timeout=TIMEOUT_S,
         request_timeout=TIMEOUT_S,

@@ -72,7 +72,8 @@ def test_create_topic_and_list_metadata(broker, topic) -> None:
 
 
 def create_error(bootstrap: str, new_topic: NewTopic) -> int:
-    futures = admin(bootstrap).create_topics([new_topic], request_timeout=TIMEOUT_S)
+    client = admin(bootstrap)  # kept alive until its futures resolve
+    futures = client.create_topics([new_topic], request_timeout=TIMEOUT_S)
     with pytest.raises(KafkaException) as excinfo:
         futures[new_topic.topic].result(TIMEOUT_S)
     code: int = excinfo.value.args[0].code()
@@ -105,12 +106,13 @@ def test_create_topic_with_more_replicas_than_brokers(broker, topic) -> None:
 
 
 def test_create_topic_validate_only_creates_nothing(broker, topic) -> None:
-    futures = admin(broker.bootstrap).create_topics(
+    client = admin(broker.bootstrap)
+    futures = client.create_topics(
         [NewTopic(topic, num_partitions=2, replication_factor=1)], validate_only=True
     )
     assert futures[topic].result(TIMEOUT_S) is None
     time.sleep(0.5)
-    assert topic not in admin(broker.bootstrap).list_topics(timeout=TIMEOUT_S).topics
+    assert topic not in client.list_topics(timeout=TIMEOUT_S).topics
 
 
 def test_delete_topic(broker, topic) -> None:
@@ -149,7 +151,8 @@ def test_create_partitions(broker, topic) -> None:
 def test_describe_topic_configs(broker, topic) -> None:
     create_topic(broker.bootstrap, topic, partitions=1, **{"retention.ms": "3600000"})
     resource = ConfigResource(ResourceType.TOPIC, topic)
-    configs = admin(broker.bootstrap).describe_configs([resource])[resource].result(TIMEOUT_S)
+    client = admin(broker.bootstrap)
+    configs = client.describe_configs([resource])[resource].result(TIMEOUT_S)
     assert configs["retention.ms"].value == "3600000"
     assert not configs["retention.ms"].is_default
     assert configs["cleanup.policy"].value == "delete"
@@ -159,14 +162,16 @@ def test_describe_topic_configs(broker, topic) -> None:
 
 def test_describe_broker_configs(broker) -> None:
     resource = ConfigResource(ResourceType.BROKER, "1")
-    configs = admin(broker.bootstrap).describe_configs([resource])[resource].result(TIMEOUT_S)
+    client = admin(broker.bootstrap)
+    configs = client.describe_configs([resource])[resource].result(TIMEOUT_S)
     assert configs["num.partitions"].value == "1"
     assert configs["auto.create.topics.enable"].value == "true"
     assert configs["log.segment.bytes"].value == str(1024 * 1024 * 1024)
 
 
 def test_describe_cluster(broker) -> None:
-    cluster = admin(broker.bootstrap).describe_cluster(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
+    client = admin(broker.bootstrap)
+    cluster = client.describe_cluster(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
     assert [node.id for node in cluster.nodes] == [1]
     assert cluster.controller is not None
     assert cluster.cluster_id
