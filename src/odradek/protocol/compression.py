@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
+from typing import Any
 
-import cramjam
-
-from odradek.common.errors import CorruptRecordError, KafkaError, ErrorCode
+from odradek.common.errors import CorruptRecordError, ErrorCode, KafkaError
 
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 
@@ -32,10 +31,16 @@ class CompressionType(IntEnum):
             raise ValueError(f"unknown compression type {name!r}") from None
 
 
+def _cramjam() -> Any:
+    import cramjam  # imported on first use, to keep start-up fast
+
+    return cramjam
+
+
 def _snappy_decompress(data: bytes | memoryview) -> bytes:
     raw = bytes(data)
     if not raw.startswith(_XERIAL_MAGIC):
-        return bytes(cramjam.snappy.decompress_raw(raw))
+        return bytes(_cramjam().snappy.decompress_raw(raw))
     # xerial framing: 8-byte magic, two int32 versions, then (int32 length, raw block)*
     out = bytearray()
     position = 16
@@ -46,7 +51,7 @@ def _snappy_decompress(data: bytes | memoryview) -> bytes:
         position += 4
         if length < 0 or position + length > len(raw):
             raise CorruptRecordError("truncated xerial snappy block")
-        out += bytes(cramjam.snappy.decompress_raw(raw[position : position + length]))
+        out += bytes(_cramjam().snappy.decompress_raw(raw[position : position + length]))
         position += length
     return bytes(out)
 
@@ -57,13 +62,13 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
         if codec == CompressionType.NONE:
             return bytes(data)
         if codec == CompressionType.GZIP:
-            return bytes(cramjam.gzip.decompress(bytes(data)))
+            return bytes(_cramjam().gzip.decompress(bytes(data)))
         if codec == CompressionType.SNAPPY:
             return _snappy_decompress(data)
         if codec == CompressionType.LZ4:
-            return bytes(cramjam.lz4.decompress(bytes(data)))
+            return bytes(_cramjam().lz4.decompress(bytes(data)))
         if codec == CompressionType.ZSTD:
-            return bytes(cramjam.zstd.decompress(bytes(data)))
+            return bytes(_cramjam().zstd.decompress(bytes(data)))
     except KafkaError:
         raise
     except Exception as exc:  # cramjam raises its own DecompressionError and ValueError
@@ -75,11 +80,11 @@ def compress(codec: int, data: bytes) -> bytes:
     if codec == CompressionType.NONE:
         return data
     if codec == CompressionType.GZIP:
-        return bytes(cramjam.gzip.compress(data))
+        return bytes(_cramjam().gzip.compress(data))
     if codec == CompressionType.SNAPPY:
-        return bytes(cramjam.snappy.compress_raw(data))
+        return bytes(_cramjam().snappy.compress_raw(data))
     if codec == CompressionType.LZ4:
-        return bytes(cramjam.lz4.compress(data))
+        return bytes(_cramjam().lz4.compress(data))
     if codec == CompressionType.ZSTD:
-        return bytes(cramjam.zstd.compress(data))
+        return bytes(_cramjam().zstd.compress(data))
     raise KafkaError(f"unknown compression codec {codec}", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)

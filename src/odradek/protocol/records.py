@@ -24,10 +24,8 @@ per-record decoder (`decode_records`) is for tools, tests and the places that mu
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-import crc32c as _crc32c
 
 from odradek.common.errors import CorruptRecordError, InvalidRecordError
 from odradek.protocol.compression import compress, decompress
@@ -55,8 +53,18 @@ _TIMESTAMP = struct.Struct(">q")
 _CRC = struct.Struct(">I")
 
 
+_crc32c_function: Callable[[bytes | bytearray | memoryview], int] | None = None
+
+
 def crc32c(data: bytes | bytearray | memoryview) -> int:
-    return int(_crc32c.crc32c(data))
+    # imported on first use: the crc32c package pulls in importlib.metadata, which would add
+    # ~20 ms to every start-up and to tools that never check a CRC
+    global _crc32c_function
+    if _crc32c_function is None:
+        from crc32c import crc32c as function
+
+        _crc32c_function = function
+    return int(_crc32c_function(data))
 
 
 @dataclass(frozen=True, slots=True)
