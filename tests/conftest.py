@@ -109,11 +109,12 @@ class Broker:
 
     def _drain(self, proc: subprocess.Popen[str], ready: threading.Event) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            self.output.append(line)
-            if not ready.is_set() and "ready" in line and f":{self.port}" in line:
-                self.ready_line = line.strip()
-                ready.set()
+        with proc.stdout:
+            for line in proc.stdout:
+                self.output.append(line)
+                if not ready.is_set() and "ready" in line and f":{self.port}" in line:
+                    self.ready_line = line.strip()
+                    ready.set()
 
     def log(self) -> str:
         return "".join(self.output[-300:])

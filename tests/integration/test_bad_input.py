@@ -143,7 +143,8 @@ def assert_closed_or_error(sock: socket.socket, correlation_id: int) -> None:
 
 
 def api_versions(sock: socket.socket, version: int, correlation_id: int) -> tuple[int, dict]:
-    """Send ApiVersions; return (error_code, {api_key: (min, max)}) from a v0-layout answer."""
+    """Send ApiVersions; return (error_code, {api_key: (min, max)}). An UNSUPPORTED_VERSION
+    answer is laid out as v0 whatever version was asked for."""
     if version >= 3:
         body = compact_string(b"raw-socket") + compact_string(b"1.0") + b"\x00"
         request = header_v2(API_VERSIONS, version, correlation_id) + body
@@ -152,12 +153,21 @@ def api_versions(sock: socket.socket, version: int, correlation_id: int) -> tupl
     sock.sendall(frame(request))
     response = recv_frame(sock)
     assert response is not None, "connection closed instead of an ApiVersions response"
-    got_correlation_id, error_code, count = struct.unpack_from(">ihi", response)
+    got_correlation_id, error_code = struct.unpack_from(">ih", response)
     assert got_correlation_id == correlation_id
     ranges = {}
-    for i in range(count):
-        key, low, high = struct.unpack_from(">hhh", response, 10 + 6 * i)
-        ranges[key] = (low, high)
+    if version >= 3 and error_code != UNSUPPORTED_VERSION:
+        # Flexible v3+: a compact array (length + 1 as a varint; < 128 entries fit in one byte)
+        # of entries that each end with an empty tagged-field section.
+        count = response[6] - 1
+        for i in range(count):
+            key, low, high = struct.unpack_from(">hhh", response, 7 + 7 * i)
+            ranges[key] = (low, high)
+    else:
+        (count,) = struct.unpack_from(">i", response, 6)
+        for i in range(count):
+            key, low, high = struct.unpack_from(">hhh", response, 10 + 6 * i)
+            ranges[key] = (low, high)
     return error_code, ranges
 
 
@@ -197,8 +207,9 @@ def test_api_versions_unsupported_version_answers_v0_with_ranges(connect) -> Non
     assert API_PRODUCE in ranges
     assert API_METADATA in ranges
     # The connection stays usable: the client retries with a version it now knows.
-    error_code, _ = api_versions(sock, 3, correlation_id=8)
+    error_code, retried = api_versions(sock, 3, correlation_id=8)
     assert error_code == 0
+    assert retried == ranges
 
 
 @pytest.mark.parametrize("seed", range(5))
