@@ -51,7 +51,13 @@ def test_round_trip(broker, codec) -> None:
     topic = unique_topic(f"kafka-python-{codec or 'none'}")
     create_topic(broker.bootstrap, topic, PARTITIONS)
     base_ts = int(time.time() * 1000) - 10_000
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec, acks="all")
+    # Idempotence off: this test is about codecs; the default (idempotent) producer has its own.
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap,
+        compression_type=codec,
+        acks="all",
+        enable_idempotence=False,
+    )
     sent = []
     try:
         for i in range(40):
@@ -86,6 +92,21 @@ def test_round_trip(broker, codec) -> None:
         b.codec_id for p in range(PARTITIONS) for b in segment_batches(broker.data_dir, topic, p)
     }
     assert stored == {CODEC_IDS[codec or "none"]}
+
+
+def test_default_producer_is_idempotent_and_works(broker, topic) -> None:
+    """kafka-python 3 (like the Java client) defaults to acks=all with idempotence, which needs
+    InitProducerId; a user who changes nothing must be able to produce."""
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    try:
+        futures = [producer.send(topic, key=b"k", value=f"v{i}".encode()) for i in range(10)]
+        producer.flush(30)
+        assert [f.get(30).offset for f in futures] == list(range(10))
+    finally:
+        producer.close(10)
+    assert [r.value for r in read_all(broker.bootstrap, topic, 1, 10)] == [
+        f"v{i}".encode() for i in range(10)
+    ]
 
 
 def test_offsets_by_time_and_end_offsets(broker, topic) -> None:
