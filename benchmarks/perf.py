@@ -133,9 +133,9 @@ def _rss_kib(pid: int) -> tuple[int, int]:
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                name, _, rest = line.partition(" ")
-                if name in values:
-                    values[name] = int(rest.split()[0])
+                fields = line.split()  # "VmRSS:\t   12345 kB"
+                if fields and fields[0] in values:
+                    values[fields[0]] = int(fields[1])
     except OSError:
         pass
     return values["VmRSS:"], values["VmHWM:"]
@@ -243,8 +243,15 @@ def _throughput(scenario: str, records: int, size: int, seconds: float, **extra:
     )
 
 
+_ADMINS: dict[str, AdminClient] = {}
+
+
 def create_topic(bootstrap: str, name: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # one AdminClient for the whole run: a client destroyed right after its request completes
+    # leaves librdkafka logging about purged background events
+    admin = _ADMINS.get(bootstrap)
+    if admin is None:
+        admin = _ADMINS[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
     future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name]
     future.result(timeout=30)
 
@@ -325,9 +332,13 @@ def consume(bootstrap: str, topic: str, records: int, max_seconds: float) -> Res
             "auto.offset.reset": "earliest",
         }
     )
+    # Not timed: fetch the topic's metadata first. Otherwise librdkafka starts the offset query
+    # before it knows the leader and retries it on a 500 ms timer, which would be counted.
+    consumer.list_topics(topic, timeout=30)
     read = 0
     read_bytes = 0
     errors: list[str] = []
+    first_record_at: float | None = None
     started = time.perf_counter()
     deadline = started + max_seconds
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
@@ -340,10 +351,17 @@ def consume(bootstrap: str, topic: str, records: int, max_seconds: float) -> Res
                     continue
                 read += 1
                 read_bytes += len(message.value() or b"")
+            if first_record_at is None and read:
+                first_record_at = time.perf_counter()
     finally:
         elapsed = time.perf_counter() - started
         consumer.close()
     size = read_bytes // read if read else 0
+    note = ""
+    if first_record_at is not None:
+        note = f"first records after {(first_record_at - started) * 1000:.0f} ms"
+    if errors:
+        note += f"; first error: {errors[0]}"
     result = _throughput(
         "consume",
         read,
@@ -351,7 +369,7 @@ def consume(bootstrap: str, topic: str, records: int, max_seconds: float) -> Res
         elapsed,
         errors=len(errors),
         complete=read >= records,
-        note=f"first error: {errors[0]}" if errors else "",
+        note=note,
     )
     result.mb_per_s = read_bytes / max(elapsed, 1e-9) / MB
     return result
@@ -492,6 +510,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sampler.stop()
             hwm = _rss_kib(pid)[1]
             report["broker"]["rss_peak_mib"] = round(max(sampler.peak_kib, hwm) / 1024, 1)
+        _ADMINS.clear()  # close before the broker goes, or librdkafka logs the disconnect
         if broker is not None:
             report["broker"]["exit_code"] = broker.stop()
             if args.broker_log:
