@@ -185,9 +185,10 @@ def encode_response(correlation_id: int, flexible_header: bool, response: Any) -
     if flexible_header:
         buffer.write(b"\x00")
     _writer(type(response))(buffer, response)
-    data = bytearray(buffer.getbuffer())
-    struct.pack_into(">i", data, 0, len(data) - 4)
-    return bytes(data)
+    size = buffer.tell() - 4
+    buffer.seek(0)
+    buffer.write(struct.pack(">i", size))
+    return buffer.getvalue()
 
 
 # --- building entities from plain values ------------------------------------------------------

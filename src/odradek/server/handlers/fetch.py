@@ -11,14 +11,18 @@ high watermark and read_committed sees an empty aborted-transactions list.
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.api_keys import ApiKey
-from odradek.protocol.codec import millis, response_schema
+from odradek.protocol.codec import millis
+from odradek.protocol.fetch_response import (
+    FetchPartitionData,
+    FetchTopicData,
+    encode_fetch_response,
+)
 from odradek.replication.fetch_session import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
@@ -143,7 +147,6 @@ def _changed(result: _Result, state: SessionPartition) -> bool:
 async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
     node = ctx.node
-    schema = response_schema(ApiKey.FETCH, version)
     now_ms = node.clock.monotonic_ms()
     session_id = getattr(request, "session_id", 0)
     epoch = getattr(request, "session_epoch", FINAL_EPOCH)
@@ -162,9 +165,7 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         try:
             session = cache.get(session_id, epoch, now_ms)
         except FetchSessionError as exc:
-            return schema.FetchResponse(
-                throttle_time=0, error_code=exc.code, session_id=0, responses=()
-            )
+            return encode_fetch_response(version, ctx.header.correlation_id, exc.code, 0, [])
         incremental = True
         for key in forgotten:
             session.partitions.pop(key, None)
@@ -208,33 +209,24 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
                 state.last_stable_offset = r.last_stable_offset
                 state.log_start_offset = r.log_start_offset
     results.extend(unknown)
-    return _response(ctx, schema, results, session.session_id if session else 0, request)
+    return _response(ctx, results, session.session_id if session else 0, request)
 
 
 def _response(
-    ctx: RequestContext, schema: Any, results: list[_Result], session_id: int, request: Any
-) -> Any:
+    ctx: RequestContext, results: list[_Result], session_id: int, request: Any
+) -> list[bytes]:
     read_committed = getattr(request, "isolation_level", 0) == 1
-    by_topic: OrderedDict[tuple[str, bytes], list[Any]] = OrderedDict()
+    by_topic: OrderedDict[tuple[str, bytes], list[FetchPartitionData]] = OrderedDict()
     for r in results:
         by_topic.setdefault((r.key[0], r.topic_id), []).append(
-            schema.PartitionData(
-                partition_index=r.key[1],
-                error_code=r.error,
-                high_watermark=r.high_watermark,
-                last_stable_offset=r.last_stable_offset,
-                log_start_offset=r.log_start_offset,
-                aborted_transactions=() if read_committed else None,
-                preferred_read_replica=-1,
-                records=r.records,
+            FetchPartitionData(
+                r.key[1], r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset,
+                () if read_committed else None, r.records,
             )
         )
-    topics = tuple(
-        schema.FetchableTopicResponse(
-            topic=name, topic_id=uuid.UUID(bytes=topic_id), partitions=tuple(parts)
-        )
-        for (name, topic_id), parts in by_topic.items()
-    )
-    return schema.FetchResponse(
-        throttle_time=0, error_code=ErrorCode.NONE, session_id=session_id, responses=topics
+    topics = [
+        FetchTopicData(name, topic_id, parts) for (name, topic_id), parts in by_topic.items()
+    ]
+    return encode_fetch_response(
+        ctx.api_version, ctx.header.correlation_id, ErrorCode.NONE, session_id, topics
     )
