@@ -6,6 +6,7 @@ request hot-path decoder, checked against a small independent encoder written he
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -82,10 +83,8 @@ def test_unknown_metadata_record_type_is_skipped() -> None:
 def test_metadata_decode_random_body_is_record_none_or_protocol_error(
     key: int, body: bytes
 ) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         meta.decode(bytes([1, key, 0]) + body)
-    except ProtocolError:
-        pass
 
 
 def test_metadata_decode_invalid_utf8_topic_name_is_a_protocol_error() -> None:
@@ -304,19 +303,15 @@ def test_produce_random_body_is_decoded_or_protocol_error(body: bytes, version: 
     frame = bytearray(struct.pack(">hhih", 0, version, 1, -1) + (b"\x00" if version >= 9 else b""))
     position = len(frame)
     frame += body
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_produce_request(frame, position, version)
-    except ProtocolError:
-        pass
 
 
 @SETTINGS
 @given(body=st.binary(max_size=200))
 def test_legacy_produce_random_body_is_decoded_or_protocol_error(body: bytes) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_legacy_produce_request(bytearray(body), 0)
-    except ProtocolError:
-        pass
 
 
 def test_produce_request_with_invalid_utf8_topic_is_a_protocol_error() -> None:
