@@ -12,33 +12,24 @@ The file type comes from the extension:
 
 Files are read through mmap and never written. This tool looks only at files; it does not talk to
 a broker and does not import the storage layer, so it also reads segments written by Kafka.
+
+`odradek.cli.main` imports this module for every command, `serve` included, so importing it must
+stay cheap: NamedTuples rather than dataclasses; json, mmap and the record codec are imported
+where they are used.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import mmap
 import os
 import struct
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from odradek.common.errors import KafkaError
-from odradek.protocol.compression import CompressionType
-from odradek.protocol.records import (
-    ATTRIBUTES_OFFSET,
-    HEADER_SIZE,
-    LOG_OVERHEAD,
-    MAGIC_OFFSET,
-    BatchHeader,
-    crc32c,
-    decode_records,
-    read_header,
-)
+if TYPE_CHECKING:
+    from odradek.protocol.records import BatchHeader
 
 SUFFIXES = {".log": "log", ".index": "index", ".timeindex": "timeindex"}
 _INDEX_ENTRY = struct.Struct(">ii")
@@ -53,8 +44,7 @@ class DumpLogError(Exception):
     """A problem with the command line or a file that ends the command with exit code 2."""
 
 
-@dataclass(frozen=True, slots=True)
-class RecordDump:
+class RecordDump(NamedTuple):
     offset: int
     timestamp_type: str
     timestamp: int
@@ -99,8 +89,7 @@ class RecordDump:
         return line
 
 
-@dataclass(frozen=True, slots=True)
-class BatchDump:
+class BatchDump(NamedTuple):
     position: int
     header: BatchHeader
     is_valid: bool
@@ -123,6 +112,8 @@ class BatchDump:
     @property
     def codec(self) -> str:
         try:
+            from odradek.protocol.compression import CompressionType
+
             return CompressionType(self.header.compression).name.lower()
         except ValueError:
             return f"unknown({self.header.compression})"
@@ -173,8 +164,7 @@ class BatchDump:
             yield f"| cannot decode records: {self.records_error}"
 
 
-@dataclass(frozen=True, slots=True)
-class TrailingBytes:
+class TrailingBytes(NamedTuple):
     """Bytes at the end of a file that are not a whole entry or a whole, readable batch."""
 
     position: int
@@ -185,13 +175,15 @@ class TrailingBytes:
         return {"position": self.position, "size": self.size, "reason": self.reason}
 
 
-@dataclass(slots=True)
 class FileDump:
-    path: str
-    type: str
-    base_offset: int | None
-    items: list[dict[str, Any]] = field(default_factory=list)
-    trailing: TrailingBytes | None = None
+    __slots__ = ("base_offset", "items", "path", "trailing", "type")
+
+    def __init__(self, path: str, type: str, base_offset: int | None) -> None:
+        self.path = path
+        self.type = type
+        self.base_offset = base_offset
+        self.items: list[dict[str, Any]] = []
+        self.trailing: TrailingBytes | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,6 +214,16 @@ def iter_log(
     A batch whose CRC does not match is still shown (isvalid: false) when its length fits the
     file, as Kafka does; scanning stops at a length that cannot be a batch or runs past the end.
     """
+    from odradek.common.errors import KafkaError
+    from odradek.protocol.records import (
+        ATTRIBUTES_OFFSET,
+        HEADER_SIZE,
+        LOG_OVERHEAD,
+        MAGIC_OFFSET,
+        crc32c,
+        read_header,
+    )
+
     view = memoryview(data)
     end = len(view)
     position = 0
@@ -257,6 +259,8 @@ def iter_log(
 
 
 def _record_dumps(batch: memoryview) -> list[RecordDump]:
+    from odradek.protocol.records import decode_records
+
     header, records = decode_records(batch)
     timestamp_type = "LogAppendTime" if header.timestamp_type == 1 else "CreateTime"
     dumps: list[RecordDump] = []
@@ -364,6 +368,8 @@ def _dump_file(path: Path, kind: str, print_data: bool, out: TextIO | None) -> F
         out.write(f"Dumping {path}\n")
         if kind == "log":
             out.write(f"Log starting offset: {base_offset if base_offset is not None else 0}\n")
+    import mmap
+
     with path.open("rb") as handle:
         size = handle.seek(0, 2)
         if size == 0:
@@ -421,6 +427,8 @@ def dump(paths: list[Path], print_data: bool, output: str, out: TextIO) -> None:
     """Write the dump of `paths` to `out`; raises DumpLogError before writing anything."""
     kinds = [_check(path) for path in paths]
     if output == "json":
+        import json
+
         files = [
             _dump_file(path, kind, print_data, None).to_json()
             for path, kind in zip(paths, kinds, strict=True)
