@@ -15,7 +15,7 @@ COMMANDS = (serve, dump_log)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="odradek",
-        description="Odradek: a Kafka-compatible commit log. Run `odradek serve` to start a broker.",
+        description="Odradek, a Kafka-compatible commit log. `odradek serve` starts a broker.",
     )
     parser.add_argument("--version", action="version", version=f"odradek {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -47,7 +47,10 @@ def add_parser(subcommands: Any) -> None:
     parser.add_argument("--data-dir", type=Path, help="log directory (default ./odradek-data)")
     parser.add_argument("--config", type=Path, help="a server.properties file")
     parser.add_argument(
-        "--override", action="append", default=[], metavar="KEY=VALUE",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="set a broker property (repeatable)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")

@@ -75,9 +75,11 @@ class ConfigDef:
             elif self.type is ConfigType.DOUBLE:
                 value = float(str(raw).strip())
             elif self.type is ConfigType.LIST:
-                value = raw if isinstance(raw, list) else [
-                    item.strip() for item in str(raw).split(",") if item.strip()
-                ]
+                value = (
+                    raw
+                    if isinstance(raw, list)
+                    else [item.strip() for item in str(raw).split(",") if item.strip()]
+                )
             else:
                 value = str(raw).strip()
         except ValueError as exc:
@@ -116,72 +118,205 @@ _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 BROKER_CONFIGS: tuple[ConfigDef, ...] = (
     ConfigDef("node.id", _T.INT, 1, "The node id of this server.", minimum=0),
-    ConfigDef("process.roles", _T.LIST, ["broker", "controller"], "Roles of this node.",
-              choices=("broker", "controller")),
+    ConfigDef(
+        "process.roles",
+        _T.LIST,
+        ["broker", "controller"],
+        "Roles of this node.",
+        choices=("broker", "controller"),
+    ),
     ConfigDef("cluster.id", _T.STRING, None, "Cluster id; generated and stored on first start."),
     ConfigDef("listeners", _T.LIST, ["PLAINTEXT://127.0.0.1:9092"], "Listener URIs to bind."),
-    ConfigDef("advertised.listeners", _T.LIST, None,
-              "Listeners published to clients; `listeners` when unset."),
+    ConfigDef(
+        "advertised.listeners",
+        _T.LIST,
+        None,
+        "Listeners published to clients; `listeners` when unset.",
+    ),
     ConfigDef("log.dirs", _T.LIST, None, "Directories holding the log data; log.dir when unset."),
     ConfigDef("log.dir", _T.STRING, "./odradek-data", "The directory holding the log data."),
     ConfigDef("num.partitions", _T.INT, 1, "Default partition count of new topics.", minimum=1),
     ConfigDef("default.replication.factor", _T.INT, 1, "Default replication factor.", minimum=1),
-    ConfigDef("auto.create.topics.enable", _T.BOOLEAN, True,
-              "Create a topic when a client asks for its metadata."),
+    ConfigDef(
+        "auto.create.topics.enable",
+        _T.BOOLEAN,
+        True,
+        "Create a topic when a client asks for its metadata.",
+    ),
     ConfigDef("delete.topic.enable", _T.BOOLEAN, True, "Allow topics to be deleted."),
-    ConfigDef("message.max.bytes", _T.INT, 1048588, "Largest record batch size allowed.",
-              minimum=0, read_only=False),
-    ConfigDef("log.segment.bytes", _T.INT, 1073741824, "Maximum size of a segment file.",
-              minimum=14, read_only=False),
-    ConfigDef("log.roll.ms", _T.LONG, None, "Maximum segment age before a roll (ms).",
-              minimum=1, read_only=False),
-    ConfigDef("log.roll.hours", _T.INT, 168, "Maximum segment age before a roll (hours).",
-              minimum=1),
-    ConfigDef("log.index.interval.bytes", _T.INT, 4096, "Bytes between offset index entries.",
-              minimum=0, read_only=False),
-    ConfigDef("log.index.size.max.bytes", _T.INT, 10485760, "Maximum offset index size.",
-              minimum=4, read_only=False),
+    ConfigDef(
+        "message.max.bytes",
+        _T.INT,
+        1048588,
+        "Largest record batch size allowed.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.segment.bytes",
+        _T.INT,
+        1073741824,
+        "Maximum size of a segment file.",
+        minimum=14,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.roll.ms",
+        _T.LONG,
+        None,
+        "Maximum segment age before a roll (ms).",
+        minimum=1,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.roll.hours", _T.INT, 168, "Maximum segment age before a roll (hours).", minimum=1
+    ),
+    ConfigDef(
+        "log.index.interval.bytes",
+        _T.INT,
+        4096,
+        "Bytes between offset index entries.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.index.size.max.bytes",
+        _T.INT,
+        10485760,
+        "Maximum offset index size.",
+        minimum=4,
+        read_only=False,
+    ),
     ConfigDef("log.retention.ms", _T.LONG, None, "Time to keep a segment (ms).", read_only=False),
     ConfigDef("log.retention.minutes", _T.INT, None, "Time to keep a segment (minutes)."),
     ConfigDef("log.retention.hours", _T.INT, 168, "Time to keep a segment (hours)."),
-    ConfigDef("log.retention.bytes", _T.LONG, -1, "Maximum partition size before deleting.",
-              read_only=False),
-    ConfigDef("log.cleanup.policy", _T.LIST, ["delete"], "Default cleanup policy.",
-              choices=("delete", "compact"), read_only=False),
-    ConfigDef("log.message.timestamp.type", _T.STRING, "CreateTime",
-              "CreateTime or LogAppendTime.", choices=("CreateTime", "LogAppendTime"),
-              read_only=False),
-    ConfigDef("log.flush.interval.messages", _T.LONG, LONG_MAX,
-              "Messages accumulated before a forced fsync.", minimum=1, read_only=False),
-    ConfigDef("log.flush.interval.ms", _T.LONG, None, "Maximum time before a forced fsync.",
-              read_only=False),
-    ConfigDef("log.segment.delete.delay.ms", _T.LONG, 60000, "Delay before deleting files.",
-              minimum=0, read_only=False),
-    ConfigDef("log.cleaner.delete.retention.ms", _T.LONG, 86400000, "Tombstone retention.",
-              minimum=0, read_only=False),
-    ConfigDef("log.cleaner.min.cleanable.ratio", _T.DOUBLE, 0.5, "Minimum dirty ratio.",
-              minimum=0, read_only=False),
-    ConfigDef("log.cleaner.min.compaction.lag.ms", _T.LONG, 0, "Minimum compaction lag.",
-              minimum=0, read_only=False),
-    ConfigDef("log.cleaner.max.compaction.lag.ms", _T.LONG, LONG_MAX, "Maximum compaction lag.",
-              minimum=1, read_only=False),
-    ConfigDef("log.message.timestamp.before.max.ms", _T.LONG, LONG_MAX,
-              "Maximum age of a record timestamp.", minimum=0, read_only=False),
-    ConfigDef("log.message.timestamp.after.max.ms", _T.LONG, LONG_MAX,
-              "Maximum future skew of a record timestamp.", minimum=0, read_only=False),
-    ConfigDef("min.insync.replicas", _T.INT, 1, "Minimum ISR size for acks=all.", minimum=1,
-              read_only=False),
-    ConfigDef("compression.type", _T.STRING, "producer", "Final compression of topics.",
-              choices=_COMPRESSION, read_only=False),
-    ConfigDef("unclean.leader.election.enable", _T.BOOLEAN, False,
-              "Allow out-of-sync replicas to lead.", read_only=False),
-    ConfigDef("socket.request.max.bytes", _T.INT, 104857600, "Maximum request size.",
-              minimum=1),
+    ConfigDef(
+        "log.retention.bytes",
+        _T.LONG,
+        -1,
+        "Maximum partition size before deleting.",
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.cleanup.policy",
+        _T.LIST,
+        ["delete"],
+        "Default cleanup policy.",
+        choices=("delete", "compact"),
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.message.timestamp.type",
+        _T.STRING,
+        "CreateTime",
+        "CreateTime or LogAppendTime.",
+        choices=("CreateTime", "LogAppendTime"),
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.flush.interval.messages",
+        _T.LONG,
+        LONG_MAX,
+        "Messages accumulated before a forced fsync.",
+        minimum=1,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.flush.interval.ms",
+        _T.LONG,
+        None,
+        "Maximum time before a forced fsync.",
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.segment.delete.delay.ms",
+        _T.LONG,
+        60000,
+        "Delay before deleting files.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.cleaner.delete.retention.ms",
+        _T.LONG,
+        86400000,
+        "Tombstone retention.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.cleaner.min.cleanable.ratio",
+        _T.DOUBLE,
+        0.5,
+        "Minimum dirty ratio.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.cleaner.min.compaction.lag.ms",
+        _T.LONG,
+        0,
+        "Minimum compaction lag.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.cleaner.max.compaction.lag.ms",
+        _T.LONG,
+        LONG_MAX,
+        "Maximum compaction lag.",
+        minimum=1,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.message.timestamp.before.max.ms",
+        _T.LONG,
+        LONG_MAX,
+        "Maximum age of a record timestamp.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "log.message.timestamp.after.max.ms",
+        _T.LONG,
+        LONG_MAX,
+        "Maximum future skew of a record timestamp.",
+        minimum=0,
+        read_only=False,
+    ),
+    ConfigDef(
+        "min.insync.replicas",
+        _T.INT,
+        1,
+        "Minimum ISR size for acks=all.",
+        minimum=1,
+        read_only=False,
+    ),
+    ConfigDef(
+        "compression.type",
+        _T.STRING,
+        "producer",
+        "Final compression of topics.",
+        choices=_COMPRESSION,
+        read_only=False,
+    ),
+    ConfigDef(
+        "unclean.leader.election.enable",
+        _T.BOOLEAN,
+        False,
+        "Allow out-of-sync replicas to lead.",
+        read_only=False,
+    ),
+    ConfigDef("socket.request.max.bytes", _T.INT, 104857600, "Maximum request size.", minimum=1),
     ConfigDef("connections.max.idle.ms", _T.LONG, 600000, "Idle connection timeout."),
-    ConfigDef("fetch.max.bytes", _T.INT, 57671680, "Maximum bytes of a fetch response.",
-              minimum=0),
-    ConfigDef("max.incremental.fetch.session.cache.slots", _T.INT, 1000,
-              "Maximum number of incremental fetch sessions.", minimum=0),
+    ConfigDef("fetch.max.bytes", _T.INT, 57671680, "Maximum bytes of a fetch response.", minimum=0),
+    ConfigDef(
+        "max.incremental.fetch.session.cache.slots",
+        _T.INT,
+        1000,
+        "Maximum number of incremental fetch sessions.",
+        minimum=0,
+    ),
 )
 
 # topic config name -> (broker synonym, definition with Kafka's topic-level type)
@@ -192,8 +327,15 @@ def _topic(name: str, synonym: str, type_: ConfigType, doc: str, **kw: Any) -> N
     base = next(d for d in BROKER_CONFIGS if d.name == synonym)
     TOPIC_CONFIGS[name] = (
         synonym,
-        ConfigDef(name, type_, None, doc, minimum=kw.get("minimum", base.minimum),
-                  choices=kw.get("choices", base.choices), read_only=False),
+        ConfigDef(
+            name,
+            type_,
+            None,
+            doc,
+            minimum=kw.get("minimum", base.minimum),
+            choices=kw.get("choices", base.choices),
+            read_only=False,
+        ),
     )
 
 
@@ -207,10 +349,18 @@ _topic("segment.index.bytes", "log.index.size.max.bytes", _T.INT, "Offset index 
 _topic("index.interval.bytes", "log.index.interval.bytes", _T.INT, "Bytes between entries.")
 _topic("max.message.bytes", "message.max.bytes", _T.INT, "Largest record batch size.")
 _topic("message.timestamp.type", "log.message.timestamp.type", _T.STRING, "Timestamp type.")
-_topic("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", _T.LONG,
-       "Maximum age of a record timestamp.")
-_topic("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", _T.LONG,
-       "Maximum future skew of a record timestamp.")
+_topic(
+    "message.timestamp.before.max.ms",
+    "log.message.timestamp.before.max.ms",
+    _T.LONG,
+    "Maximum age of a record timestamp.",
+)
+_topic(
+    "message.timestamp.after.max.ms",
+    "log.message.timestamp.after.max.ms",
+    _T.LONG,
+    "Maximum future skew of a record timestamp.",
+)
 _topic("min.insync.replicas", "min.insync.replicas", _T.INT, "Minimum ISR for acks=all.")
 _topic("flush.messages", "log.flush.interval.messages", _T.LONG, "Messages before fsync.")
 _topic("flush.ms", "log.flush.interval.ms", _T.LONG, "Time before fsync.")
@@ -219,8 +369,12 @@ _topic("delete.retention.ms", "log.cleaner.delete.retention.ms", _T.LONG, "Tombs
 _topic("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", _T.DOUBLE, "Dirty ratio.")
 _topic("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", _T.LONG, "Compaction lag.")
 _topic("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", _T.LONG, "Compaction lag.")
-_topic("unclean.leader.election.enable", "unclean.leader.election.enable", _T.BOOLEAN,
-       "Allow out-of-sync replicas to lead.")
+_topic(
+    "unclean.leader.election.enable",
+    "unclean.leader.election.enable",
+    _T.BOOLEAN,
+    "Allow out-of-sync replicas to lead.",
+)
 
 BROKER_CONFIG_DEFS: dict[str, ConfigDef] = {d.name: d for d in BROKER_CONFIGS}
 

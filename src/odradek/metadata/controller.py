@@ -42,7 +42,7 @@ def validate_topic_name(name: str) -> None:
     if not name:
         raise invalid("Topic name is illegal, it can't be empty")
     if name in (".", ".."):
-        raise invalid("Topic name cannot be \".\" or \"..\"")
+        raise invalid('Topic name cannot be "." or ".."')
     if len(name) > MAX_TOPIC_NAME_LENGTH:
         raise invalid(
             f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters,"
@@ -50,7 +50,7 @@ def validate_topic_name(name: str) -> None:
         )
     if not _LEGAL_TOPIC_NAME.match(name):
         raise invalid(
-            f"Topic name \"{name}\" is illegal, it contains a character other than ASCII"
+            f'Topic name "{name}" is illegal, it contains a character other than ASCII'
             " alphanumerics, '.', '_' and '-'"
         )
 

@@ -128,7 +128,12 @@ class _Reader:
 
     def string(self) -> str | None:
         length = self.uvarint() - 1
-        return None if length < 0 else self.take(length).decode()
+        if length < 0:
+            return None
+        try:
+            return self.take(length).decode()
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("metadata record holds a string that is not UTF-8") from exc
 
     def int32(self) -> int:
         return int(struct.unpack(">i", self.take(4))[0])

@@ -98,8 +98,9 @@ def _module(api_key: int, version: int, kind: str) -> ModuleType:
     from kio.index import load_payload_module
     from kio.static.constants import EntityType
 
-    entity_type = EntityType.request if kind == "request" else EntityType.response
-    return load_payload_module(api_key, version, entity_type)
+    if kind == "request":
+        return load_payload_module(api_key, version, EntityType.request)
+    return load_payload_module(api_key, version, EntityType.response)
 
 
 def request_module(api_key: int, version: int) -> ModuleType:
@@ -150,9 +151,7 @@ def response_is_flexible(api_key: int, version: int) -> bool:
 def _reader(api_key: int, version: int) -> Callable[[Any, int], tuple[Any, int]]:
     from kio.serial import entity_reader
 
-    reader: Callable[[Any, int], tuple[Any, int]] = entity_reader(
-        _request_class(api_key, version)
-    )
+    reader: Callable[[Any, int], tuple[Any, int]] = entity_reader(_request_class(api_key, version))
     return reader
 
 
@@ -162,6 +161,9 @@ def decode_request(
     view = memoryview(frame)
     if not view.readonly:
         view = view.toreadonly()  # kio refuses writable buffers
+    from odradek.protocol.guard import check_body
+
+    check_body(_request_class(api_key, version), view, position)
     try:
         entity, _ = _reader(api_key, version)(view[position:], 0)
     except Exception as exc:  # BufferUnderflow, KeyError (unknown tag), ValueError, ...
@@ -169,11 +171,15 @@ def decode_request(
     return entity
 
 
-@cache
-def _writer(cls: type[Any]) -> Callable[[Any, Any], None]:
-    from kio.serial import entity_writer
+_WRITERS: dict[type[Any], Callable[[Any, Any], None]] = {}
 
-    writer: Callable[[Any, Any], None] = entity_writer(cls)
+
+def _writer(cls: type[Any]) -> Callable[[Any, Any], None]:
+    writer = _WRITERS.get(cls)
+    if writer is None:
+        from kio.serial import entity_writer
+
+        writer = _WRITERS[cls] = entity_writer(cls)
     return writer
 
 
@@ -201,8 +207,11 @@ def _converter(kafka_type: str | None) -> Callable[[Any], Any] | None:
         return lambda v: datetime.timedelta(milliseconds=v) if isinstance(v, int) else v
     if kafka_type == "datetime_i64":
         return lambda v: (
-            None if v is None or (isinstance(v, int) and v < 0)
-            else _EPOCH + datetime.timedelta(milliseconds=v) if isinstance(v, int) else v
+            None
+            if v is None or (isinstance(v, int) and v < 0)
+            else _EPOCH + datetime.timedelta(milliseconds=v)
+            if isinstance(v, int)
+            else v
         )
     if kafka_type == "uuid":
         return lambda v: uuid.UUID(bytes=v) if isinstance(v, bytes) else v
@@ -213,9 +222,16 @@ def _converter(kafka_type: str | None) -> Callable[[Any], Any] | None:
     return None
 
 
-@cache
+_FIELDS: dict[type[Any], dict[str, Callable[[Any], Any] | None]] = {}
+
+
 def _fields(cls: type[Any]) -> dict[str, Callable[[Any], Any] | None]:
-    return {f.name: _converter(f.metadata.get("kafka_type")) for f in dataclasses.fields(cls)}
+    known = _FIELDS.get(cls)
+    if known is None:
+        known = _FIELDS[cls] = {
+            f.name: _converter(f.metadata.get("kafka_type")) for f in dataclasses.fields(cls)
+        }
+    return known
 
 
 def build(cls: type[Any], **values: Any) -> Any:

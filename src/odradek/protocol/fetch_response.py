@@ -76,8 +76,10 @@ def encode_fetch_response(
             current += topic.topic_id
         else:
             name = topic.name.encode()
-            current += _uvarint(len(name) + 1) + name if flexible else (
-                struct.pack(">h", len(name)) + name
+            current += (
+                _uvarint(len(name) + 1) + name
+                if flexible
+                else (struct.pack(">h", len(name)) + name)
             )
         current += array_length(len(topic.partitions))
         for partition in topic.partitions:

@@ -131,7 +131,9 @@ def decode_produce_request(
     return ProduceRequestData(transactional_id, acks, timeout_ms, tuple(topics))
 
 
-def decode_legacy_produce_request(frame: bytearray | memoryview, position: int) -> ProduceRequestData:
+def decode_legacy_produce_request(
+    frame: bytearray | memoryview, position: int
+) -> ProduceRequestData:
     """Produce v0-v2: acks int16, timeout int32, [topic string, [partition int32, bytes]]."""
     reader = _Reader(memoryview(frame), position, flexible=False)
     acks = reader.int16()

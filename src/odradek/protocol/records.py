@@ -146,9 +146,7 @@ class ValidatedBatches:
     offset_of_max_timestamp_delta: int  # offset delta, relative to the first batch's first offset
 
 
-def validate_batches(
-    buf: bytes | bytearray | memoryview, max_batch_bytes: int
-) -> ValidatedBatches:
+def validate_batches(buf: bytes | bytearray | memoryview, max_batch_bytes: int) -> ValidatedBatches:
     """Check a produced record set batch by batch: framing, magic, CRC32C, counts, size.
 
     Raises CorruptRecordError (CORRUPT_MESSAGE) for framing and CRC problems,
@@ -349,17 +347,20 @@ def encode_batch(
         body += _varint(len(record)) + record
     payload = compress(compression, bytes(body))
     attrs = (attributes & ~ATTR_CODEC_MASK) | compression
-    after_crc = struct.pack(
-        ">hiqqqhii",
-        attrs,
-        len(records) - 1,
-        timestamp_ms,
-        timestamp_ms,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        len(records),
-    ) + payload
+    after_crc = (
+        struct.pack(
+            ">hiqqqhii",
+            attrs,
+            len(records) - 1,
+            timestamp_ms,
+            timestamp_ms,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            len(records),
+        )
+        + payload
+    )
     batch_length = len(after_crc) + 9  # leader epoch + magic + crc
     return (
         struct.pack(">qiib", base_offset, batch_length, partition_leader_epoch, 2)

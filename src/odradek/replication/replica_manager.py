@@ -65,9 +65,16 @@ class ReplicaManager:
                     topic.name, partition.partition_id, log_config, topic.topic_id
                 )
                 self.partitions[key] = Partition(
-                    topic.name, partition.partition_id, topic.topic_id, log,
+                    topic.name,
+                    partition.partition_id,
+                    topic.topic_id,
+                    log,
                     partition.leader_epoch,
-                    int(topic.configs.get("flush.messages", self.config["log.flush.interval.messages"])),
+                    int(
+                        topic.configs.get(
+                            "flush.messages", self.config["log.flush.interval.messages"]
+                        )
+                    ),
                 )
         for key in [k for k in self.partitions if k not in wanted]:
             self._remove(key)

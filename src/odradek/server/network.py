@@ -132,9 +132,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return None
         if isinstance(response, (bytes, list)):
             return response  # already a whole encoded frame (hot paths)
-        return encode_response(
-            correlation_id, response_is_flexible(api_key, api_version), response
-        )
+        return encode_response(correlation_id, response_is_flexible(api_key, api_version), response)
 
     async def _write_responses(self) -> None:
         while not self._closed:

@@ -72,6 +72,11 @@ class Node:
         return self.quorum.image
 
     @property
+    def metadata_lock(self) -> asyncio.Lock:
+        assert self.quorum is not None
+        return self.quorum.lock
+
+    @property
     def advertised_endpoint(self) -> tuple[str, int]:
         advertised = self.config["advertised.listeners"]
         if advertised:

@@ -46,9 +46,9 @@ class HandlerSpec:
 HANDLERS: dict[int, HandlerSpec] = {}
 
 
-def handler(api_key: ApiKey, *, versions: tuple[int, int], raw: bool = False) -> Callable[
-    [Handler], Handler
-]:
+def handler(
+    api_key: ApiKey, *, versions: tuple[int, int], raw: bool = False
+) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
         HANDLERS[int(api_key)] = HandlerSpec(api_key, versions[0], versions[1], func, raw)
         return func

@@ -34,6 +34,7 @@ def topic_entries(config: BrokerConfig, overrides: Mapping[str, str]) -> list[Co
         broker_source = CONFIG_SOURCE_IDS[config.source(synonym)]
         broker_value = render(config.topic_default(name))
         synonyms: list[tuple[str, str | None, int]] = []
+        value: str | None
         if name in overrides:
             value, source = overrides[name], CONFIG_SOURCE_IDS[ConfigSource.TOPIC]
             synonyms.append((name, value, source))
@@ -42,7 +43,12 @@ def topic_entries(config: BrokerConfig, overrides: Mapping[str, str]) -> list[Co
         synonyms.append((synonym, broker_value, broker_source))
         entries.append(
             ConfigEntry(
-                name, value, source, False, CONFIG_TYPE_IDS[definition.type], definition.doc,
+                name,
+                value,
+                source,
+                False,
+                CONFIG_TYPE_IDS[definition.type],
+                definition.doc,
                 tuple(synonyms),
             )
         )
@@ -56,8 +62,12 @@ def broker_entries(config: BrokerConfig) -> list[ConfigEntry]:
         value = render(config[definition.name])
         entries.append(
             ConfigEntry(
-                definition.name, value, source, definition.read_only,
-                CONFIG_TYPE_IDS[definition.type], definition.doc,
+                definition.name,
+                value,
+                source,
+                definition.read_only,
+                CONFIG_TYPE_IDS[definition.type],
+                definition.doc,
                 ((definition.name, value, source),),
             )
         )

@@ -27,8 +27,13 @@ def _response(version: int, error: ErrorCode) -> Any:
         for key, low, high in supported_versions()
     )
     return schema.ApiVersionsResponse(
-        error_code=error, api_keys=keys, throttle_time=0, supported_features=(),
-        finalized_features_epoch=-1, finalized_features=(), zk_migration_ready=False,
+        error_code=error,
+        api_keys=keys,
+        throttle_time=0,
+        supported_features=(),
+        finalized_features_epoch=-1,
+        finalized_features=(),
+        zk_migration_ready=False,
     )
 
 

@@ -24,7 +24,7 @@ async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
     node = ctx.node
     counts = Counter(topic.name for topic in request.topics)
     results = []
-    async with node.quorum.lock:
+    async with node.metadata_lock:
         image = node.image
         records: list[MetadataRecord] = []
         for topic in request.topics:

@@ -53,9 +53,14 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
         if isinstance(outcome, KafkaError):
             results.append(
                 schema.CreatableTopicResult(
-                    name=topic.name, topic_id=bytes(16), error_code=outcome.code,
-                    error_message=str(outcome) or None, topic_config_error_code=0,
-                    num_partitions=-1, replication_factor=-1, configs=None,
+                    name=topic.name,
+                    topic_id=bytes(16),
+                    error_code=outcome.code,
+                    error_message=str(outcome) or None,
+                    topic_config_error_code=0,
+                    num_partitions=-1,
+                    replication_factor=-1,
+                    configs=None,
                 )
             )
             continue

@@ -27,7 +27,7 @@ async def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
     else:
         wanted = [(name, bytes(16)) for name in request.topic_names]
     results = []
-    async with node.quorum.lock:
+    async with node.metadata_lock:
         image = node.image
         records: list[MetadataRecord] = []
         deleting: set[bytes] = set()

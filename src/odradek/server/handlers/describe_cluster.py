@@ -21,9 +21,13 @@ async def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
     endpoint_type = getattr(request, "endpoint_type", ENDPOINT_BROKERS)
     if endpoint_type != ENDPOINT_BROKERS:
         return schema.DescribeClusterResponse(
-            throttle_time=0, error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
-            error_message="Only broker endpoints can be described", endpoint_type=endpoint_type,
-            cluster_id=node.cluster_id, controller_id=-1, brokers=(),
+            throttle_time=0,
+            error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+            error_message="Only broker endpoints can be described",
+            endpoint_type=endpoint_type,
+            cluster_id=node.cluster_id,
+            controller_id=-1,
+            brokers=(),
             cluster_authorized_operations=NOT_REQUESTED,
         )
     host, port = node.advertised_endpoint

@@ -61,8 +61,11 @@ async def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
         )
         results.append(
             schema.DescribeConfigsResult(
-                error_code=error, error_message=message, resource_type=resource.resource_type,
-                resource_name=resource.resource_name, configs=configs,
+                error_code=error,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
+                configs=configs,
             )
         )
     return schema.DescribeConfigsResponse(throttle_time=0, results=tuple(results))

@@ -48,9 +48,9 @@ class _Result:
     records: bytes = b""
 
 
-def _requested(ctx: RequestContext, request: Any) -> tuple[
-    OrderedDict[_Key, SessionPartition], dict[_Key, bytes], list[_Result], set[_Key]
-]:
+def _requested(
+    ctx: RequestContext, request: Any
+) -> tuple[OrderedDict[_Key, SessionPartition], dict[_Key, bytes], list[_Result], set[_Key]]:
     """Partitions the request names (by name, or by id for v13+), unknown ids as results."""
     image = ctx.node.image
     use_ids = ctx.api_version >= 13
@@ -126,8 +126,13 @@ def _read_all(
         waitable.append(partition)
         results.append(
             _Result(
-                key, topic_id, ErrorCode.NONE, partition.high_watermark,
-                partition.last_stable_offset, read.log_start_offset, read.records,
+                key,
+                topic_id,
+                ErrorCode.NONE,
+                partition.high_watermark,
+                partition.last_stable_offset,
+                read.log_start_offset,
+                read.records,
             )
         )
     return results, total, waitable
@@ -203,11 +208,11 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         results = [r for r in results if _changed(r, session.partitions[r.key])]
     if session is not None:
         for r in results:
-            state = session.partitions.get(r.key)
-            if state is not None:
-                state.high_watermark = r.high_watermark
-                state.last_stable_offset = r.last_stable_offset
-                state.log_start_offset = r.log_start_offset
+            told = session.partitions.get(r.key)
+            if told is not None:
+                told.high_watermark = r.high_watermark
+                told.last_stable_offset = r.last_stable_offset
+                told.log_start_offset = r.log_start_offset
     results.extend(unknown)
     return _response(ctx, results, session.session_id if session else 0, request)
 
@@ -220,13 +225,16 @@ def _response(
     for r in results:
         by_topic.setdefault((r.key[0], r.topic_id), []).append(
             FetchPartitionData(
-                r.key[1], r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset,
-                () if read_committed else None, r.records,
+                r.key[1],
+                r.error,
+                r.high_watermark,
+                r.last_stable_offset,
+                r.log_start_offset,
+                () if read_committed else None,
+                r.records,
             )
         )
-    topics = [
-        FetchTopicData(name, topic_id, parts) for (name, topic_id), parts in by_topic.items()
-    ]
+    topics = [FetchTopicData(name, topic_id, parts) for (name, topic_id), parts in by_topic.items()]
     return encode_fetch_response(
         ctx.api_version, ctx.header.correlation_id, ErrorCode.NONE, session_id, topics
     )

@@ -84,5 +84,7 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
                     leader_epoch=epoch,
                 )
             )
-        topics.append(schema.ListOffsetsTopicResponse(name=topic.name, partitions=tuple(partitions)))
+        topics.append(
+            schema.ListOffsetsTopicResponse(name=topic.name, partitions=tuple(partitions))
+        )
     return schema.ListOffsetsResponse(throttle_time=0, topics=tuple(topics))

@@ -26,9 +26,7 @@ NOT_REQUESTED = -2147483648
 NULL_TOPIC_ID = bytes(16)
 
 
-def _topic_entry(
-    schema: Schema, topic: TopicImage, include_operations: bool, node_id: int
-) -> Any:
+def _topic_entry(schema: Schema, topic: TopicImage, include_operations: bool, node_id: int) -> Any:
     partitions = tuple(
         schema.MetadataResponsePartition(
             error_code=ErrorCode.NONE,
@@ -51,11 +49,13 @@ def _topic_entry(
     )
 
 
-def _error_entry(
-    schema: Schema, name: str | None, topic_id: bytes, code: ErrorCode
-) -> Any:
+def _error_entry(schema: Schema, name: str | None, topic_id: bytes, code: ErrorCode) -> Any:
     return schema.MetadataResponseTopic(
-        error_code=code, name=name, topic_id=topic_id, is_internal=False, partitions=(),
+        error_code=code,
+        name=name,
+        topic_id=topic_id,
+        is_internal=False,
+        partitions=(),
         topic_authorized_operations=NOT_REQUESTED,
     )
 
@@ -121,7 +121,9 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
             entries.append(_topic_entry(schema, found, include_operations, node.node_id))
 
     host, port = node.advertised_endpoint
-    brokers = (schema.MetadataResponseBroker(node_id=node.node_id, host=host, port=port, rack=None),)
+    brokers = (
+        schema.MetadataResponseBroker(node_id=node.node_id, host=host, port=port, rack=None),
+    )
     return schema.MetadataResponse(
         throttle_time=0,
         brokers=brokers,

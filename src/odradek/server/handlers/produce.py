@@ -18,8 +18,8 @@ from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.api_keys import ApiKey
-from odradek.protocol.produce import decode_produce_request
 from odradek.protocol.codec import response_schema
+from odradek.protocol.produce import decode_produce_request
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
 from odradek.storage.log import AppendResult
