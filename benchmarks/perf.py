@@ -441,6 +441,55 @@ def latency(
     )
 
 
+# --- profile ---------------------------------------------------------------------------------
+
+
+def start_profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` into `output` (collapsed stacks) until SIGINT or the broker exits."""
+    py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    command = [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw"]
+    command += ["--nonblocking", "--output", output]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+
+
+def profile_top(path: str, limit: int = 15) -> list[dict[str, Any]]:
+    """The functions with the most samples of their own in a collapsed-stack file, and their
+    inclusive share (samples with the function anywhere on the stack)."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    with open(path) as stacks:
+        for line in stacks:
+            stack, _, count_text = line.rstrip("\n").rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            total += count
+            # "function (file.py:line)": group by function and file, not by line
+            frames = [frame.rsplit(":", 1)[0] + ")" for frame in stack.split(";")]
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+    top = sorted(own.items(), key=lambda item: item[1], reverse=True)[:limit]
+    return [
+        {
+            "function": frame,
+            "own_pct": round(100 * samples / max(total, 1), 1),
+            "inclusive_pct": round(100 * inclusive[frame] / max(total, 1), 1),
+        }
+        for frame, samples in top
+    ]
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -462,6 +511,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     broker: SpawnedBroker | None = None
     sampler: RssSampler | None = None
+    profiler: subprocess.Popen[bytes] | None = None
     pid = args.broker_pid
     pycache: str | None = None
     if args.spawn:
@@ -496,6 +546,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["broker"]["rss_idle_mib"] = round(_rss_kib(pid)[0] / 1024, 1)
             sampler = RssSampler(pid)
             sampler.start()
+            if args.py_spy:
+                profiler = start_profiler(pid, args.py_spy)
         filled_topic: str | None = None
         for scenario in scenarios:
             topic = f"perf-{scenario}-{uuid.uuid4().hex[:8]}"
@@ -525,6 +577,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.output != "json":
                 print(_result_line(result), flush=True)
     finally:
+        if profiler is not None:
+            stop_profiler(profiler)
         if sampler is not None and pid:
             sampler.stop()
             hwm = _rss_kib(pid)[1]
@@ -536,6 +590,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 report["broker"]["log_tail"] = broker.output[-30:]
         if pycache is not None:
             shutil.rmtree(pycache, ignore_errors=True)
+    if profiler is not None:
+        report["profile_top"] = profile_top(args.py_spy)
     return report
 
 
@@ -606,6 +662,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra argument for `odradek serve` (repeatable), e.g. --override=...",
     )
     parser.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="profile the broker with py-spy during the scenarios (collapsed stacks to FILE)",
+    )
+    parser.add_argument(
         "--broker-log",
         action="store_true",
         help="include the spawned broker's last output lines in the report",
@@ -632,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key:16} {broker[key]}")
         for line in broker.get("log_tail", []):
             print(f"  broker| {line}")
+        for entry in report.get("profile_top", []):
+            print(
+                f"{entry['own_pct']:5.1f}% own {entry['inclusive_pct']:5.1f}% incl"
+                f"  {entry['function']}"
+            )
     return 0
 
 
