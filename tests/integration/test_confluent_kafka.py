@@ -13,7 +13,13 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import ConfigResource, NewPartitions, NewTopic, ResourceType
+from confluent_kafka.admin import (
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 from kafka_helpers import (
     CODEC_IDS,
     CODECS,
@@ -273,6 +279,26 @@ def test_offsets_for_times_and_watermarks(broker, topic) -> None:
         assert offset_for(base_ts + 9001) == OFFSET_END  # nothing that late: -1
     finally:
         c.close()
+
+
+def test_admin_list_offsets_earliest_latest_max_timestamp(broker, topic) -> None:
+    create_topic(broker.bootstrap, topic, partitions=1)
+    # CreateTimes out of order: the newest record is at offset 2, not at the end.
+    times = [1_700_000_005_000, 1_700_000_001_000, 1_700_000_009_000, 1_700_000_007_000]
+    records = [{"value": b"x", "timestamp": ts, "partition": 0} for ts in times]
+    produce(broker.bootstrap, topic, records, **{"linger.ms": 0}).ok()
+
+    client = admin(broker.bootstrap)
+    tp = TopicPartition(topic, 0)
+
+    def list_offset(spec: OffsetSpec) -> tuple[int, int]:
+        info = client.list_offsets({tp: spec}, request_timeout=TIMEOUT_S)[tp].result(TIMEOUT_S)
+        return int(info.offset), int(info.timestamp)
+
+    assert list_offset(OffsetSpec.earliest())[0] == 0
+    assert list_offset(OffsetSpec.latest())[0] == len(times)
+    assert list_offset(OffsetSpec.max_timestamp()) == (2, times[2])
+    assert list_offset(OffsetSpec.for_timestamp(1_700_000_006_000))[0] == 2
 
 
 # -- errors on produce --------------------------------------------------------------------------
