@@ -8,6 +8,7 @@ from odradek.server.handlers import (  # noqa: F401
     describe_cluster,
     describe_configs,
     fetch,
+    find_coordinator,
     list_offsets,
     metadata,
     produce,

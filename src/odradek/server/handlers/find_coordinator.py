@@ -1,0 +1,65 @@
+"""FindCoordinator (key 10), v0-v5: which broker coordinates a group or a transactional id.
+
+In a single-node cluster this node hosts every partition of `__consumer_offsets` and
+`__transaction_state`, so it is the coordinator of every key. v0 asks for a group only; v1+
+carry key_type (0 group, 1 transaction; anything else is INVALID_REQUEST); v4+ batch several
+keys. An empty group id is INVALID_REQUEST, as Kafka answers.
+
+librdkafka also reads this API's presence in ApiVersions as "the broker is 0.10+ with lz4
+framing fixed" and only compresses with lz4 when it is advertised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from odradek.common.errors import ErrorCode
+from odradek.protocol.api_keys import ApiKey
+from odradek.protocol.codec import response_schema
+from odradek.server.context import RequestContext
+from odradek.server.registry import handler
+
+KEY_TYPE_GROUP = 0
+KEY_TYPE_TRANSACTION = 1
+
+
+def _locate(ctx: RequestContext, key: str, key_type: int) -> tuple[ErrorCode, str | None]:
+    if key_type not in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
+        return ErrorCode.INVALID_REQUEST, f"Unsupported key type {key_type}"
+    if not key:
+        return ErrorCode.INVALID_REQUEST, "The coordinator key must not be empty"
+    return ErrorCode.NONE, None
+
+
+@handler(ApiKey.FIND_COORDINATOR, versions=(0, 5))
+async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
+    schema = response_schema(ApiKey.FIND_COORDINATOR, ctx.api_version)
+    node = ctx.node
+    host, port = node.advertised_endpoint
+    key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
+    if ctx.api_version >= 4:
+        coordinators = []
+        for key in request.coordinator_keys:
+            error, message = _locate(ctx, key, key_type)
+            found = error == ErrorCode.NONE
+            coordinators.append(
+                schema.Coordinator(
+                    key=key,
+                    node_id=node.node_id if found else -1,
+                    host=host if found else "",
+                    port=port if found else -1,
+                    error_code=error,
+                    error_message=message,
+                )
+            )
+        return schema.FindCoordinatorResponse(throttle_time=0, coordinators=tuple(coordinators))
+    error, message = _locate(ctx, request.key, key_type)
+    found = error == ErrorCode.NONE
+    return schema.FindCoordinatorResponse(
+        throttle_time=0,
+        error_code=error,
+        error_message=message,
+        node_id=node.node_id if found else -1,
+        host=host if found else "",
+        port=port if found else -1,
+    )
