@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import (
@@ -11,6 +12,7 @@ from confluent_kafka import (
     TIMESTAMP_CREATE_TIME,
     KafkaError,
     KafkaException,
+    Producer,
     TopicPartition,
 )
 from confluent_kafka.admin import (
@@ -349,3 +351,27 @@ def test_num_partitions_from_environment(broker_factory) -> None:
     topic = unique_topic("env-partitions")
     produce(configured.bootstrap, topic, [{"key": b"k", "value": b"v"}]).ok()
     wait_for_partitions(configured.bootstrap, topic, 3)
+
+
+def test_acks_all_below_min_insync_replicas_is_refused(broker, topic) -> None:
+    """One broker can never hold an ISR of two: acks=all must fail with NOT_ENOUGH_REPLICAS
+    (and write nothing) while acks=1 still succeeds."""
+    create_topic(broker.bootstrap, topic, 1, **{"min.insync.replicas": "2"})
+    outcomes: list[Any] = []
+    strict = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "acks": "all",
+            "retries": 0,
+            "message.timeout.ms": 5000,
+        }
+    )
+    strict.produce(topic, value=b"refused", on_delivery=lambda err, msg: outcomes.append(err))
+    strict.flush(TIMEOUT_S)
+    assert outcomes and outcomes[0] is not None
+    assert outcomes[0].code() == KafkaError.NOT_ENOUGH_REPLICAS
+    assert watermarks(broker.bootstrap, topic, 0) == (0, 0)
+    relaxed = Producer({"bootstrap.servers": broker.bootstrap, "acks": "1"})
+    relaxed.produce(topic, value=b"accepted")
+    assert relaxed.flush(TIMEOUT_S) == 0
+    assert watermarks(broker.bootstrap, topic, 0) == (0, 1)

@@ -269,22 +269,6 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         read_only=False,
     ),
     ConfigDef(
-        "log.message.timestamp.before.max.ms",
-        _T.LONG,
-        LONG_MAX,
-        "Maximum age of a record timestamp.",
-        minimum=0,
-        read_only=False,
-    ),
-    ConfigDef(
-        "log.message.timestamp.after.max.ms",
-        _T.LONG,
-        LONG_MAX,
-        "Maximum future skew of a record timestamp.",
-        minimum=0,
-        read_only=False,
-    ),
-    ConfigDef(
         "min.insync.replicas",
         _T.INT,
         1,
@@ -349,18 +333,6 @@ _topic("segment.index.bytes", "log.index.size.max.bytes", _T.INT, "Offset index 
 _topic("index.interval.bytes", "log.index.interval.bytes", _T.INT, "Bytes between entries.")
 _topic("max.message.bytes", "message.max.bytes", _T.INT, "Largest record batch size.")
 _topic("message.timestamp.type", "log.message.timestamp.type", _T.STRING, "Timestamp type.")
-_topic(
-    "message.timestamp.before.max.ms",
-    "log.message.timestamp.before.max.ms",
-    _T.LONG,
-    "Maximum age of a record timestamp.",
-)
-_topic(
-    "message.timestamp.after.max.ms",
-    "log.message.timestamp.after.max.ms",
-    _T.LONG,
-    "Maximum future skew of a record timestamp.",
-)
 _topic("min.insync.replicas", "min.insync.replicas", _T.INT, "Minimum ISR for acks=all.")
 _topic("flush.messages", "log.flush.interval.messages", _T.LONG, "Messages before fsync.")
 _topic("flush.ms", "log.flush.interval.ms", _T.LONG, "Time before fsync.")

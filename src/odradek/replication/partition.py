@@ -22,8 +22,12 @@ class Partition:
         log: Log,
         leader_epoch: int,
         flush_messages: int,
+        min_insync_replicas: int = 1,
+        isr: tuple[int, ...] = (),
     ) -> None:
         self.flush_messages = flush_messages
+        self.min_insync_replicas = min_insync_replicas
+        self.isr = isr
         self.topic = topic
         self.partition_id = partition_id
         self.topic_id = topic_id
@@ -48,6 +52,16 @@ class Partition:
         if current_leader_epoch > self.leader_epoch:
             raise KafkaError("newer leader epoch", ErrorCode.UNKNOWN_LEADER_EPOCH)
         raise KafkaError("fenced leader epoch", ErrorCode.FENCED_LEADER_EPOCH)
+
+    def check_min_isr(self) -> None:
+        """acks=all needs at least min.insync.replicas in the ISR (checked before appending)."""
+        if len(self.isr) < self.min_insync_replicas:
+            raise KafkaError(
+                f"The size of the current ISR {len(self.isr)} is insufficient to satisfy the"
+                f" min.isr requirement of {self.min_insync_replicas} for partition"
+                f" {self.topic}-{self.partition_id}",
+                ErrorCode.NOT_ENOUGH_REPLICAS,
+            )
 
     def append(self, records: memoryview) -> AppendResult:
         result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch)

@@ -56,8 +56,17 @@ class ReplicaManager:
                 key = (topic.name, partition.partition_id)
                 wanted.add(key)
                 existing = self.partitions.get(key)
+                flush_messages = int(
+                    topic.configs.get("flush.messages", self.config["log.flush.interval.messages"])
+                )
+                min_isr = int(
+                    topic.configs.get("min.insync.replicas", self.config["min.insync.replicas"])
+                )
                 if existing is not None and existing.topic_id == topic.topic_id:
                     existing.leader_epoch = partition.leader_epoch
+                    existing.flush_messages = flush_messages
+                    existing.min_insync_replicas = min_isr
+                    existing.isr = partition.isr
                     continue
                 if existing is not None:  # same name, new topic id: the old one was deleted
                     self._remove(key)
@@ -70,11 +79,9 @@ class ReplicaManager:
                     topic.topic_id,
                     log,
                     partition.leader_epoch,
-                    int(
-                        topic.configs.get(
-                            "flush.messages", self.config["log.flush.interval.messages"]
-                        )
-                    ),
+                    flush_messages,
+                    min_isr,
+                    partition.isr,
                 )
         for key in [k for k in self.partitions if k not in wanted]:
             self._remove(key)

@@ -69,6 +69,8 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                 partition = replica_manager.leader(topic.name, item.partition)
                 if item.records is None:
                     raise KafkaError("null record set", ErrorCode.INVALID_RECORD)
+                if acks == -1:
+                    partition.check_min_isr()
                 result = partition.append(item.records)
                 outcomes[key] = (ErrorCode.NONE, result, None)
                 if acks == -1:
