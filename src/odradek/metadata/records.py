@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from odradek.protocol.codec import ProtocolError, read_uvarint, skip_tagged_fields
+from odradek.protocol.codec import write_uvarint as _uvarint
 
 TOPIC_RECORD = 2
 PARTITION_RECORD = 3
@@ -58,18 +59,6 @@ class RemoveTopicRecord:
 
 
 MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _string(value: str | None) -> bytes:

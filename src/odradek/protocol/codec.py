@@ -62,6 +62,19 @@ def read_uvarint(buf: bytes | bytearray | memoryview, position: int) -> tuple[in
             raise ProtocolError("varint is too long")
 
 
+def write_uvarint(value: int) -> bytes:
+    """An unsigned varint (compact lengths, tag numbers and sizes)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
 def skip_tagged_fields(buf: bytes | bytearray | memoryview, position: int) -> int:
     count, position = read_uvarint(buf, position)
     for _ in range(count):

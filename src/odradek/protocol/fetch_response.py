@@ -14,6 +14,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from odradek.protocol.codec import write_uvarint as _uvarint
+
 _PARTITION_HEAD = struct.Struct(">ihqq")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
@@ -35,18 +37,6 @@ class FetchTopicData:
     name: str
     topic_id: bytes
     partitions: Sequence[FetchPartitionData]
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def encode_fetch_response(
