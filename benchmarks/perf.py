@@ -359,11 +359,12 @@ def consume(bootstrap: str, topic: str, records: int, max_seconds: float) -> Res
         elapsed = time.perf_counter() - started
         consumer.close()
     size = read_bytes // read if read else 0
-    note = ""
+    notes = []
     if first_record_at is not None:
-        note = f"first records after {(first_record_at - started) * 1000:.0f} ms"
+        notes.append(f"first records after {(first_record_at - started) * 1000:.0f} ms")
     if errors:
-        note += f"; first error: {errors[0]}"
+        notes.append(f"first error: {errors[0]}")
+    note = "; ".join(notes)
     result = _throughput(
         "consume",
         read,
