@@ -17,8 +17,12 @@ Batch layout (big-endian), 61-byte header then the records section:
     57 recordsCount         int32
     61 records...
 
-The hot path (`scan_batches`, `assign_offsets`) works per batch and never per record; the
-per-record decoder (`decode_records`) is for tools, tests and the places that must look inside.
+The hot path (`validate_batches`, `assign_offsets`) works per batch and never per record: it
+checks framing, magic, the CRC32C over everything the producer wrote, and that lastOffsetDelta
+agrees with recordsCount. Kafka's validator also walks each record's offset delta; doing that in
+Python would cost more than the rest of a produce, and the CRC already rejects any batch that
+was altered after the producer built it, so a record-level walk is left to the places that
+decode records anyway (`decode_records`: tools, tests, compaction, legacy conversion).
 """
 
 from __future__ import annotations
