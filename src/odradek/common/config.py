@@ -8,7 +8,7 @@ fall back to their broker synonym (`retention.ms` -> `log.retention.ms`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -474,6 +474,3 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, Any]:
             raise InvalidConfigError(f"Unknown topic config name: {name}")
         parsed[name] = entry[1].parse(raw)
     return parsed
-
-
-TopicConfigParser = Callable[[Mapping[str, str | None]], dict[str, Any]]

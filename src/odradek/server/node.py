@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from odradek.common.clock import Clock, SystemClock
@@ -167,7 +166,3 @@ class Node:
             if not validate_only:
                 await self.commit(records)
         return outcomes
-
-
-def default_data_dir() -> Path:
-    return Path("./odradek-data")
