@@ -107,21 +107,11 @@ def parse_header(
 
 
 @cache
-def _module(api_key: int, version: int, kind: str) -> ModuleType:
+def response_module(api_key: int, version: int) -> ModuleType:
     from kio.index import load_payload_module
     from kio.static.constants import EntityType
 
-    if kind == "request":
-        return load_payload_module(api_key, version, EntityType.request)
     return load_payload_module(api_key, version, EntityType.response)
-
-
-def request_module(api_key: int, version: int) -> ModuleType:
-    return _module(api_key, version, "request")
-
-
-def response_module(api_key: int, version: int) -> ModuleType:
-    return _module(api_key, version, "response")
 
 
 @cache

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from odradek.common.errors import CorruptRecordError, InvalidRecordError
+from odradek.protocol.codec import write_uvarint
 from odradek.protocol.compression import compress, decompress
 
 HEADER_SIZE = 61
@@ -50,7 +51,6 @@ NO_PRODUCER_ID = -1
 NO_TIMESTAMP = -1
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
-_PREFIX = struct.Struct(">qi")
 _OFFSET_AND_EPOCH = struct.Struct(">q")
 _EPOCH = struct.Struct(">i")
 _TIMESTAMP = struct.Struct(">q")
@@ -119,12 +119,6 @@ class BatchHeader:
 
 def read_header(buf: bytes | bytearray | memoryview, position: int = 0) -> BatchHeader:
     return BatchHeader(*_HEADER.unpack_from(buf, position))
-
-
-def peek_prefix(buf: bytes | bytearray | memoryview, position: int = 0) -> tuple[int, int]:
-    """(baseOffset, batchLength) of the batch at `position`."""
-    base_offset, batch_length = _PREFIX.unpack_from(buf, position)
-    return int(base_offset), int(batch_length)
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:
@@ -306,16 +300,8 @@ def decode_records(batch: bytes | bytearray | memoryview) -> tuple[BatchHeader, 
 
 
 def _varint(value: int) -> bytes:
-    zigzag = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        byte = zigzag & 0x7F
-        zigzag >>= 7
-        if zigzag:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    """A zigzag-encoded signed varint, as record fields use."""
+    return write_uvarint((value << 1) ^ (value >> 63))
 
 
 def _bytes_field(data: bytes | None) -> bytes:

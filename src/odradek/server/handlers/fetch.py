@@ -63,7 +63,6 @@ def _requested(
             found = image.topic_by_id(raw_id)
             name = found.name if found else None
         else:
-            raw_id = b""
             name = topic.topic
             found = image.topic(name)
             raw_id = found.topic_id if found else bytes(16)

@@ -15,6 +15,7 @@ from typing import Any
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
+from odradek.replication.partition import Partition
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
 
@@ -24,9 +25,19 @@ MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 
 
-def _lookup(ctx: RequestContext, topic: str, item: Any, read_committed: bool) -> tuple[int, int]:
-    """(offset, timestamp) for one partition; raises KafkaError."""
+def _lookup(
+    ctx: RequestContext, topic: str, item: Any, read_committed: bool
+) -> tuple[int, int, int]:
+    """(offset, timestamp, leader epoch) for one partition; raises KafkaError."""
     partition = ctx.node.replica_manager.leader(topic, item.partition_index)
+    offset, timestamp = _find(ctx, partition, item, read_committed)
+    return offset, timestamp, partition.leader_epoch if offset >= 0 else -1
+
+
+def _find(
+    ctx: RequestContext, partition: Partition, item: Any, read_committed: bool
+) -> tuple[int, int]:
+    """(offset, timestamp) the request's timestamp names, (-1, -1) when there is none."""
     partition.check_leader_epoch(getattr(item, "current_leader_epoch", -1))
     timestamp = item.timestamp
     log = partition.log
@@ -68,11 +79,7 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
             try:
                 if counts[(topic.name, item.partition_index)] > 1:
                     raise KafkaError("duplicate partition", ErrorCode.INVALID_REQUEST)
-                offset, timestamp = _lookup(ctx, topic.name, item, read_committed)
-                if offset >= 0:
-                    epoch = ctx.node.replica_manager.leader(
-                        topic.name, item.partition_index
-                    ).leader_epoch
+                offset, timestamp, epoch = _lookup(ctx, topic.name, item, read_committed)
             except KafkaError as exc:
                 code = exc.code
             partitions.append(

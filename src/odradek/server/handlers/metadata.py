@@ -26,7 +26,7 @@ NOT_REQUESTED = -2147483648
 NULL_TOPIC_ID = bytes(16)
 
 
-def _topic_entry(schema: Schema, topic: TopicImage, include_operations: bool, node_id: int) -> Any:
+def _topic_entry(schema: Schema, topic: TopicImage, include_operations: bool) -> Any:
     partitions = tuple(
         schema.MetadataResponsePartition(
             error_code=ErrorCode.NONE,
@@ -76,7 +76,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     if wanted is None:
         image = node.image
         entries = [
-            _topic_entry(schema, topic, include_operations, node.node_id)
+            _topic_entry(schema, topic, include_operations)
             for topic in sorted(image.topics.values(), key=lambda t: t.name)
         ]
     else:
@@ -118,7 +118,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                         code = ErrorCode.INVALID_TOPIC_EXCEPTION
                     entries.append(_error_entry(schema, name, NULL_TOPIC_ID, code))
                     continue
-            entries.append(_topic_entry(schema, found, include_operations, node.node_id))
+            entries.append(_topic_entry(schema, found, include_operations))
 
     host, port = node.advertised_endpoint
     brokers = (
