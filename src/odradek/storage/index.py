@@ -33,30 +33,48 @@ _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 
 
-class OffsetIndex:
-    ENTRY_SIZE = 8
+class _IndexFile:
+    """The file under an index: opened at construction, whole entries read back once."""
+
+    ENTRY_SIZE: int
 
     def __init__(self, fileio: FileIO, path: Path, base_offset: int, max_index_bytes: int) -> None:
         self.fileio = fileio
         self.path = path
         self.base_offset = base_offset
         self.max_entries = max(1, max_index_bytes // self.ENTRY_SIZE)
-        self._relative_offsets: array[int] = array("i")
-        self._positions: array[int] = array("i")
         self._handle = fileio.open(path, create=True)
-        self._load()
 
-    def _load(self) -> None:
+    def _read_entries(self) -> bytes:
+        """The file's whole entries; a partial trailing entry (a torn write) is cut off."""
         data = self.fileio.pread(self._handle, self.fileio.size(self._handle), 0)
         usable = len(data) - len(data) % self.ENTRY_SIZE
-        flat: array[int] = array("i")
-        flat.frombytes(data[:usable])
-        if sys.byteorder == "little":
-            flat.byteswap()
-        self._relative_offsets = flat[0::2]
-        self._positions = flat[1::2]
         if usable != len(data):
             self.fileio.truncate(self._handle, usable)
+        return data[:usable]
+
+    def flush(self) -> None:
+        self.fileio.fsync(self._handle)
+
+    @property
+    def handle(self) -> int:
+        return self._handle
+
+    def close(self) -> None:
+        self.fileio.close(self._handle)
+
+
+class OffsetIndex(_IndexFile):
+    ENTRY_SIZE = 8
+
+    def __init__(self, fileio: FileIO, path: Path, base_offset: int, max_index_bytes: int) -> None:
+        super().__init__(fileio, path, base_offset, max_index_bytes)
+        flat: array[int] = array("i")
+        flat.frombytes(self._read_entries())
+        if sys.byteorder == "little":
+            flat.byteswap()
+        self._relative_offsets: array[int] = flat[0::2]
+        self._positions: array[int] = flat[1::2]
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -125,38 +143,17 @@ class OffsetIndex:
                 return False
         return not positions or (positions[0] >= 0 and positions[-1] < log_size)
 
-    def flush(self) -> None:
-        self.fileio.fsync(self._handle)
 
-    @property
-    def handle(self) -> int:
-        return self._handle
-
-    def close(self) -> None:
-        self.fileio.close(self._handle)
-
-
-class TimeIndex:
+class TimeIndex(_IndexFile):
     ENTRY_SIZE = 12
 
     def __init__(self, fileio: FileIO, path: Path, base_offset: int, max_index_bytes: int) -> None:
-        self.fileio = fileio
-        self.path = path
-        self.base_offset = base_offset
-        self.max_entries = max(1, max_index_bytes // self.ENTRY_SIZE)
+        super().__init__(fileio, path, base_offset, max_index_bytes)
         self._timestamps: list[int] = []
         self._relative_offsets: array[int] = array("i")
-        self._handle = fileio.open(path, create=True)
-        self._load()
-
-    def _load(self) -> None:
-        data = self.fileio.pread(self._handle, self.fileio.size(self._handle), 0)
-        usable = len(data) - len(data) % self.ENTRY_SIZE
-        for timestamp, relative in _TIME_ENTRY.iter_unpack(data[:usable]):
+        for timestamp, relative in _TIME_ENTRY.iter_unpack(self._read_entries()):
             self._timestamps.append(timestamp)
             self._relative_offsets.append(relative)
-        if usable != len(data):
-            self.fileio.truncate(self._handle, usable)
 
     def __len__(self) -> int:
         return len(self._timestamps)
@@ -223,13 +220,3 @@ class TimeIndex:
             if self._relative_offsets[i] < self._relative_offsets[i - 1]:
                 return False
         return not self._timestamps or self.base_offset + self._relative_offsets[-1] < next_offset
-
-    def flush(self) -> None:
-        self.fileio.fsync(self._handle)
-
-    @property
-    def handle(self) -> int:
-        return self._handle
-
-    def close(self) -> None:
-        self.fileio.close(self._handle)
