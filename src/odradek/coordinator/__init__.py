@@ -1,0 +1,1 @@
+"""Coordinators: groups (and later transactions), kept as records in internal topics."""
