@@ -301,6 +301,62 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         "Maximum number of incremental fetch sessions.",
         minimum=0,
     ),
+    # --- group coordinator ---
+    ConfigDef(
+        "group.initial.rebalance.delay.ms",
+        _T.INT,
+        3000,
+        "How long the first rebalance of an empty group waits for more members to join.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "group.min.session.timeout.ms", _T.INT, 6000, "Smallest session timeout a member may ask."
+    ),
+    ConfigDef(
+        "group.max.session.timeout.ms", _T.INT, 1800000, "Largest session timeout a member may ask."
+    ),
+    ConfigDef("group.max.size", _T.INT, INT_MAX, "Most members one group may hold.", minimum=1),
+    ConfigDef(
+        "offsets.topic.num.partitions",
+        _T.INT,
+        50,
+        "Partitions of __consumer_offsets (fixed once the topic exists).",
+        minimum=1,
+    ),
+    ConfigDef(
+        "offsets.topic.replication.factor",
+        _T.SHORT,
+        3,
+        "Replication factor of __consumer_offsets, capped at the number of brokers.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "offsets.topic.segment.bytes",
+        _T.INT,
+        104857600,
+        "Segment size of __consumer_offsets.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "offsets.retention.minutes",
+        _T.INT,
+        10080,
+        "How long the offsets of a group stay after it became empty.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "offsets.retention.check.interval.ms",
+        _T.LONG,
+        600000,
+        "How often expired offsets are looked for.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "offset.metadata.max.bytes",
+        _T.INT,
+        4096,
+        "Longest metadata string an offset commit may carry.",
+    ),
 )
 
 # topic config name -> (broker synonym, definition with Kafka's topic-level type)

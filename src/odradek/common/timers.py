@@ -1,0 +1,66 @@
+"""Deadlines for cores without I/O: keyed timers that the I/O edge fires by polling.
+
+A core schedules `timers.schedule(key, deadline_ms)` (scheduling a key again moves its
+deadline), cancels with `timers.cancel(key)`, and its driver calls `timers.expired(now_ms)` when
+`timers.next_deadline()` has passed. Nothing here reads a clock or sleeps, so a test drives time
+by passing whatever `now_ms` it likes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Timers(Generic[K]):
+    def __init__(self) -> None:
+        self._deadlines: dict[K, int] = {}
+        self._heap: list[tuple[int, int, K]] = []
+        self._sequence = itertools.count()
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._deadlines
+
+    def __len__(self) -> int:
+        return len(self._deadlines)
+
+    def deadline(self, key: K) -> int | None:
+        return self._deadlines.get(key)
+
+    def schedule(self, key: K, deadline_ms: int) -> None:
+        self._deadlines[key] = deadline_ms
+        heapq.heappush(self._heap, (deadline_ms, next(self._sequence), key))
+        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._deadlines):
+            self._compact()
+
+    def cancel(self, key: K) -> None:
+        self._deadlines.pop(key, None)
+
+    def next_deadline(self) -> int | None:
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def expired(self, now_ms: int) -> list[K]:
+        """Keys whose deadline is at or before `now_ms`, earliest first; they are removed."""
+        fired: list[K] = []
+        while True:
+            self._drop_stale()
+            if not self._heap or self._heap[0][0] > now_ms:
+                return fired
+            _, _, key = heapq.heappop(self._heap)
+            del self._deadlines[key]
+            fired.append(key)
+
+    def _drop_stale(self) -> None:
+        """Pop heap entries that were cancelled or rescheduled since they were pushed."""
+        heap = self._heap
+        while heap and self._deadlines.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+
+    def _compact(self) -> None:
+        self._heap = [entry for entry in self._heap if self._deadlines.get(entry[2]) == entry[0]]
+        heapq.heapify(self._heap)
