@@ -1,0 +1,1003 @@
+"""The group coordinator core: classic groups and their committed offsets, without I/O.
+
+Every entry point takes `now_ms` and a `respond` callback, and may queue `Write`s: records for a
+partition of `__consumer_offsets`. The driver (`coordinator/runtime.py`) appends each write,
+waits until it is durable, and calls its `on_done(error)`; responses that depend on a write are
+sent from there. Committed offsets change only when their records are replayed (`replay`, also
+how the state is rebuilt at load). Membership is the exception, as in Kafka: it lives in memory
+and the coordinator persists a snapshot of it (the group metadata record) at the end of each
+rebalance, which is what a restarted coordinator loads.
+
+Timers (`poll`) fire session timeouts, rebalance timeouts, the initial rebalance delay and the
+expiry of members told MEMBER_ID_REQUIRED who never came back.
+
+The rules follow Kafka's classic group coordinator: see the docstring of `classic.py` for the
+state machine; error codes are the ones Kafka returns in each state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from odradek.common.config import INT_MAX
+from odradek.common.errors import ErrorCode
+from odradek.common.timers import Timers
+from odradek.coordinator.group.classic import ClassicGroup, GroupState, Member
+from odradek.coordinator.group.records import (
+    GroupKey,
+    GroupValue,
+    MemberValue,
+    OffsetKey,
+    OffsetValue,
+    decode,
+    encode_key,
+    encode_value,
+    group_partition,
+)
+
+Record = tuple[bytes, bytes | None]
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1_800_000
+    initial_rebalance_delay_ms: int = 3000
+    max_size: int = INT_MAX
+    offset_metadata_max_bytes: int = 4096
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    offsets_partitions: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    partition: int
+    records: tuple[Record, ...]
+    on_done: Callable[[ErrorCode], None]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    group_id: str
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: tuple[tuple[str, bytes], ...]
+    require_known_member_id: bool = True
+    version: int = 9
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    error: ErrorCode
+    member_id: str = ""
+    generation: int = -1
+    protocol_type: str | None = None
+    protocol: str | None = None
+    leader: str = ""
+    members: tuple[tuple[str, str | None, bytes], ...] = ()
+    skip_assignment: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    error: ErrorCode
+    protocol_type: str | None = None
+    protocol: str | None = None
+    assignment: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommit:
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    topic: str
+    partition: int
+    offset: int  # -1 when nothing is committed
+    leader_epoch: int
+    metadata: str
+
+
+TimerKey = tuple[str, str, str]  # (kind, group id, member id or "")
+
+
+def _write_error_for_group(code: ErrorCode) -> ErrorCode:
+    """What a failed group-metadata write tells the members, as Kafka maps it."""
+    if code in (
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorCode.NOT_ENOUGH_REPLICAS,
+        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ErrorCode.REQUEST_TIMED_OUT,
+    ):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.NOT_COORDINATOR
+    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+    return code
+
+
+def _write_error_for_offsets(code: ErrorCode) -> ErrorCode:
+    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
+        return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+    return _write_error_for_group(code)
+
+
+def _offset_expired(value: OffsetValue, base_ms: int, retention_ms: int, now_ms: int) -> bool:
+    if value.expire_timestamp >= 0:  # set explicitly by an OffsetCommit v1-v4 retention time
+        return now_ms >= value.expire_timestamp
+    return now_ms - base_ms >= retention_ms
+
+
+class GroupCoordinator:
+    def __init__(self, config: GroupConfig | None = None) -> None:
+        self.config = config or GroupConfig()
+        self.groups: dict[str, ClassicGroup] = {}
+        self.writes: list[Write] = []
+        self.timers: Timers[TimerKey] = Timers()
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def replay(self, key: bytes, value: bytes | None) -> None:
+        """Apply one record of `__consumer_offsets` (at load, and after each offset write)."""
+        decoded = decode(key, value)
+        if decoded is None:
+            return
+        record_key, record_value = decoded
+        if isinstance(record_key, OffsetKey):
+            group = self.groups.get(record_key.group)
+            position = (record_key.topic, record_key.partition)
+            if record_value is None:
+                if group is not None:
+                    group.offsets.pop(position, None)
+                return
+            assert isinstance(record_value, OffsetValue)
+            if group is None:
+                group = self.groups[record_key.group] = ClassicGroup(record_key.group)
+            group.offsets[position] = record_value
+            return
+        assert isinstance(record_key, GroupKey)
+        if record_value is None:
+            self.groups.pop(record_key.group, None)
+            return
+        assert isinstance(record_value, GroupValue)
+        group = self.groups.get(record_key.group) or ClassicGroup(record_key.group)
+        self.groups[record_key.group] = group
+        group.protocol_type = record_value.protocol_type
+        group.generation = record_value.generation
+        group.protocol = record_value.protocol
+        group.leader = record_value.leader
+        group.current_state_timestamp = record_value.current_state_timestamp
+        group.members = {}
+        group.static_members = {}
+        for stored in record_value.members:
+            group.add(
+                Member(
+                    stored.member_id,
+                    stored.group_instance_id,
+                    stored.client_id,
+                    stored.client_host,
+                    # v0 records have no rebalance timeout: Kafka uses the session timeout
+                    stored.rebalance_timeout_ms
+                    if stored.rebalance_timeout_ms >= 0
+                    else stored.session_timeout_ms,
+                    stored.session_timeout_ms,
+                    record_value.protocol_type,
+                    ((record_value.protocol or "", stored.subscription),),
+                    stored.assignment,
+                )
+            )
+        group.leader = record_value.leader if group.members else None
+        group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+
+    def finish_loading(self, now_ms: int) -> None:
+        """Loaded members must heartbeat within their session timeout, or they are removed."""
+        for group in self.groups.values():
+            for member in group.members.values():
+                self._schedule_heartbeat(group, member, now_ms)
+
+    # --- timers -------------------------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        return self.timers.next_deadline()
+
+    def poll(self, now_ms: int) -> None:
+        for kind, group_id, member_id in self.timers.expired(now_ms):
+            group = self.groups.get(group_id)
+            if group is None:
+                continue
+            if kind == "heartbeat":
+                self._on_heartbeat_expired(group, member_id, now_ms)
+            elif kind == "pending":
+                if member_id in group.pending_members:
+                    group.pending_members.discard(member_id)
+                    self._maybe_complete_join(group, now_ms)
+            elif kind == "join":
+                self._on_join_timeout(group, now_ms)
+            elif kind == "sync":
+                self._on_sync_timeout(group, int(member_id), now_ms)
+
+    def _schedule_heartbeat(self, group: ClassicGroup, member: Member, now_ms: int) -> None:
+        key = ("heartbeat", group.group_id, member.member_id)
+        self.timers.schedule(key, now_ms + member.session_timeout_ms)
+
+    def _on_heartbeat_expired(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
+        member = group.members.get(member_id)
+        if member is None:
+            return
+        if member.awaiting_join:  # the rebalance timeout decides for members inside a join
+            self._schedule_heartbeat(group, member, now_ms)
+            return
+        self._remove_member(group, member_id, now_ms)
+
+    # --- JoinGroup ----------------------------------------------------------------------------
+
+    def join_group(
+        self, request: JoinRequest, now_ms: int, respond: Callable[[JoinResult], None]
+    ) -> None:
+        if not request.group_id:
+            respond(JoinResult(ErrorCode.INVALID_GROUP_ID, request.member_id))
+            return
+        config = self.config
+        if not (
+            config.min_session_timeout_ms
+            <= request.session_timeout_ms
+            <= config.max_session_timeout_ms
+        ):
+            respond(JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, request.member_id))
+            return
+        group = self.groups.get(request.group_id)
+        if group is None:
+            if request.member_id:
+                respond(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, request.member_id))
+                return
+            group = ClassicGroup(request.group_id, current_state_timestamp=now_ms)
+        if group.state == GroupState.DEAD:
+            respond(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, request.member_id))
+            return
+        names = [name for name, _ in request.protocols]
+        if not group.supports(request.protocol_type, names, request.member_id):
+            respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+            return
+        self.groups.setdefault(group.group_id, group)
+        if request.member_id:
+            self._join_known_member(group, request, now_ms, respond)
+        else:
+            self._join_unknown_member(group, request, now_ms, respond)
+
+    def _join_unknown_member(
+        self,
+        group: ClassicGroup,
+        request: JoinRequest,
+        now_ms: int,
+        respond: Callable[[JoinResult], None],
+    ) -> None:
+        instance_id = request.group_instance_id
+        new_member_id = f"{request.client_id}-{uuid.uuid4()}"
+        if instance_id is not None and instance_id in group.static_members:
+            self._rejoin_static_member(group, request, new_member_id, now_ms, respond)
+            return
+        if len(group.members) + len(group.pending_members) >= self.config.max_size:
+            respond(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED))
+            return
+        if instance_id is None and request.require_known_member_id:
+            group.pending_members.add(new_member_id)
+            self.timers.schedule(
+                ("pending", group.group_id, new_member_id), now_ms + request.session_timeout_ms
+            )
+            respond(JoinResult(ErrorCode.MEMBER_ID_REQUIRED, new_member_id))
+            return
+        self._add_member_and_rebalance(group, request, new_member_id, now_ms, respond)
+
+    def _join_known_member(
+        self,
+        group: ClassicGroup,
+        request: JoinRequest,
+        now_ms: int,
+        respond: Callable[[JoinResult], None],
+    ) -> None:
+        member_id = request.member_id
+        if member_id in group.pending_members:
+            group.pending_members.discard(member_id)
+            self.timers.cancel(("pending", group.group_id, member_id))
+            self._add_member_and_rebalance(group, request, member_id, now_ms, respond)
+            return
+        if group.is_static_member_fenced(member_id, request.group_instance_id):
+            respond(JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id))
+            return
+        member = group.members.get(member_id)
+        if member is None or group.state == GroupState.EMPTY:
+            respond(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+            return
+        unchanged = member.protocols == request.protocols
+        if group.state == GroupState.PREPARING_REBALANCE:
+            self._update_member(group, member, request, respond)
+            self._maybe_complete_join(group, now_ms)
+        elif group.state == GroupState.COMPLETING_REBALANCE:
+            if unchanged:  # the join response was lost: send it again
+                respond(self._join_result(group, member))
+            else:
+                self._update_member(group, member, request, respond)
+                self._prepare_rebalance(group, now_ms)
+        elif group.state == GroupState.STABLE:
+            if member_id == group.leader or not unchanged:
+                self._update_member(group, member, request, respond)
+                self._prepare_rebalance(group, now_ms)
+            else:
+                self._schedule_heartbeat(group, member, now_ms)
+                respond(self._join_result(group, member))
+
+    def _rejoin_static_member(
+        self,
+        group: ClassicGroup,
+        request: JoinRequest,
+        new_member_id: str,
+        now_ms: int,
+        respond: Callable[[JoinResult], None],
+    ) -> None:
+        """A static member came back with a new member id: the old id is fenced (KIP-345).
+
+        In a stable group whose protocol would not change, the member keeps its assignment and
+        no rebalance happens; the new member id is persisted first.
+        """
+        assert request.group_instance_id is not None
+        instance_id = request.group_instance_id
+        old_member_id = group.static_members[instance_id]
+        current_leader = group.leader or ""
+        old = group.members[old_member_id]
+        if old.join_callback is not None:
+            old.join_callback(JoinResult(ErrorCode.FENCED_INSTANCE_ID, old_member_id))
+            old.join_callback = None
+        if old.sync_callback is not None:
+            old.sync_callback(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
+            old.sync_callback = None
+        self.timers.cancel(("heartbeat", group.group_id, old_member_id))
+        old_protocols = old.protocols
+        member = group.replace_static_member(instance_id, new_member_id)
+        self._schedule_heartbeat(group, member, now_ms)
+        if group.state != GroupState.STABLE:
+            self._update_member(group, member, request, respond)
+            if group.state == GroupState.COMPLETING_REBALANCE:
+                self._prepare_rebalance(group, now_ms)
+            else:
+                self._maybe_complete_join(group, now_ms)
+            return
+        member.protocols = request.protocols
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        member.session_timeout_ms = request.session_timeout_ms
+        if group.select_protocol() != group.protocol:
+            member.join_callback = respond
+            self._prepare_rebalance(group, now_ms)
+            return
+        generation = group.generation
+
+        def done(error: ErrorCode) -> None:
+            if error != ErrorCode.NONE:
+                if group.static_members.get(instance_id) == new_member_id:
+                    group.replace_static_member(instance_id, old_member_id)
+                    member.protocols = old_protocols
+                respond(JoinResult(_write_error_for_group(error), new_member_id))
+                return
+            is_leader = group.leader == new_member_id
+            members: tuple[tuple[str, str | None, bytes], ...] = ()
+            if is_leader and request.version >= 9:
+                members = self._member_list(group)
+            respond(
+                JoinResult(
+                    ErrorCode.NONE,
+                    new_member_id,
+                    generation,
+                    group.protocol_type,
+                    group.protocol,
+                    current_leader,
+                    members,
+                    skip_assignment=is_leader and request.version >= 9,
+                )
+            )
+
+        self._store_group(group, now_ms, done)
+
+    def _add_member_and_rebalance(
+        self,
+        group: ClassicGroup,
+        request: JoinRequest,
+        member_id: str,
+        now_ms: int,
+        respond: Callable[[JoinResult], None],
+    ) -> None:
+        member = Member(
+            member_id,
+            request.group_instance_id,
+            request.client_id,
+            request.client_host,
+            request.rebalance_timeout_ms,
+            request.session_timeout_ms,
+            request.protocol_type,
+            request.protocols,
+            join_callback=respond,
+        )
+        group.add(member)
+        if group.in_initial_delay:
+            group.joined_during_delay = True
+        self._schedule_heartbeat(group, member, now_ms)
+        if group.state == GroupState.PREPARING_REBALANCE:
+            self._maybe_complete_join(group, now_ms)
+        else:
+            self._prepare_rebalance(group, now_ms)
+
+    def _update_member(
+        self,
+        group: ClassicGroup,
+        member: Member,
+        request: JoinRequest,
+        respond: Callable[[JoinResult], None],
+    ) -> None:
+        if member.join_callback is not None and member.join_callback is not respond:
+            member.join_callback(JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
+        member.protocols = request.protocols
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        member.session_timeout_ms = request.session_timeout_ms
+        member.client_id = request.client_id
+        member.client_host = request.client_host
+        member.join_callback = respond
+
+    def _prepare_rebalance(self, group: ClassicGroup, now_ms: int) -> None:
+        if group.state == GroupState.COMPLETING_REBALANCE:
+            self._reset_assignments(group, ErrorCode.REBALANCE_IN_PROGRESS)
+        self.timers.cancel(("sync", group.group_id, ""))
+        delay = self.config.initial_rebalance_delay_ms
+        key = ("join", group.group_id, "")
+        if group.state == GroupState.EMPTY and delay > 0:
+            group.in_initial_delay = True
+            group.joined_during_delay = False
+            group.initial_delay_remaining_ms = max(group.rebalance_timeout_ms() - delay, 0)
+            self.timers.schedule(key, now_ms + delay)
+        else:
+            group.in_initial_delay = False
+            self.timers.schedule(key, now_ms + group.rebalance_timeout_ms())
+        group.transition(GroupState.PREPARING_REBALANCE, now_ms)
+        self._maybe_complete_join(group, now_ms)
+
+    def _reset_assignments(self, group: ClassicGroup, error: ErrorCode) -> None:
+        for member in group.members.values():
+            member.assignment = b""
+            if member.sync_callback is not None:
+                callback, member.sync_callback = member.sync_callback, None
+                callback(SyncResult(error))
+
+    def _maybe_complete_join(self, group: ClassicGroup, now_ms: int) -> None:
+        if group.state != GroupState.PREPARING_REBALANCE or group.in_initial_delay:
+            return
+        if group.all_members_joined():
+            self._complete_join(group, now_ms)
+
+    def _on_join_timeout(self, group: ClassicGroup, now_ms: int) -> None:
+        if group.state != GroupState.PREPARING_REBALANCE:
+            return
+        if group.in_initial_delay:
+            remaining = group.initial_delay_remaining_ms
+            if group.joined_during_delay and remaining > 0:  # more may come: wait again
+                delay = min(self.config.initial_rebalance_delay_ms, remaining)
+                group.initial_delay_remaining_ms = remaining - delay
+                group.joined_during_delay = False
+                self.timers.schedule(("join", group.group_id, ""), now_ms + delay)
+                return
+            group.in_initial_delay = False
+        self._complete_join(group, now_ms)
+
+    def _complete_join(self, group: ClassicGroup, now_ms: int) -> None:
+        self.timers.cancel(("join", group.group_id, ""))
+        group.in_initial_delay = False
+        for member in [m for m in group.members.values() if not m.awaiting_join]:
+            self.timers.cancel(("heartbeat", group.group_id, member.member_id))
+            group.remove(member.member_id)
+        group.generation += 1
+        if not group.members:
+            group.protocol = None
+            group.leader = None
+            group.transition(GroupState.EMPTY, now_ms)
+            self._store_group(group, now_ms, lambda error: None)
+            return
+        group.protocol = group.select_protocol()
+        group.transition(GroupState.COMPLETING_REBALANCE, now_ms)
+        for member in group.members.values():
+            callback, member.join_callback = member.join_callback, None
+            assert callback is not None
+            callback(self._join_result(group, member))
+            self._schedule_heartbeat(group, member, now_ms)
+        self.timers.schedule(
+            ("sync", group.group_id, str(group.generation)), now_ms + group.rebalance_timeout_ms()
+        )
+
+    def _join_result(self, group: ClassicGroup, member: Member) -> JoinResult:
+        is_leader = member.member_id == group.leader
+        return JoinResult(
+            ErrorCode.NONE,
+            member.member_id,
+            group.generation,
+            group.protocol_type,
+            group.protocol,
+            group.leader or "",
+            self._member_list(group) if is_leader else (),
+        )
+
+    def _member_list(self, group: ClassicGroup) -> tuple[tuple[str, str | None, bytes], ...]:
+        protocol = group.protocol or ""
+        return tuple(
+            (m.member_id, m.group_instance_id, m.metadata(protocol)) for m in group.members.values()
+        )
+
+    # --- SyncGroup ----------------------------------------------------------------------------
+
+    def sync_group(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        protocol_type: str | None,
+        protocol: str | None,
+        assignments: dict[str, bytes],
+        now_ms: int,
+        respond: Callable[[SyncResult], None],
+    ) -> None:
+        group = self.groups.get(group_id)
+        if group is None or (
+            member_id not in group.members
+            and not group.is_static_member_fenced(member_id, group_instance_id)
+        ):
+            respond(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+            return
+        if group.state == GroupState.DEAD:
+            respond(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+            return
+        if group.is_static_member_fenced(member_id, group_instance_id):
+            respond(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
+            return
+        if generation != group.generation:
+            respond(SyncResult(ErrorCode.ILLEGAL_GENERATION))
+            return
+        if (protocol_type is not None and protocol_type != group.protocol_type) or (
+            protocol is not None and protocol != group.protocol
+        ):
+            respond(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
+            return
+        if group.state == GroupState.EMPTY:
+            respond(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+            return
+        if group.state == GroupState.PREPARING_REBALANCE:
+            respond(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
+            return
+        member = group.members[member_id]
+        self._schedule_heartbeat(group, member, now_ms)
+        if group.state == GroupState.STABLE:
+            respond(
+                SyncResult(ErrorCode.NONE, group.protocol_type, group.protocol, member.assignment)
+            )
+            return
+        # CompletingRebalance: park until the leader's assignment is written.
+        if member.sync_callback is not None:
+            member.sync_callback(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
+        member.sync_callback = respond
+        if member_id != group.leader:
+            return
+        for other in group.members.values():
+            other.assignment = assignments.get(other.member_id, b"")
+        this_generation = group.generation
+
+        def done(error: ErrorCode) -> None:
+            if group.state != GroupState.COMPLETING_REBALANCE or (
+                group.generation != this_generation
+            ):
+                return
+            if error != ErrorCode.NONE:
+                self._reset_assignments(group, _write_error_for_group(error))
+                self._prepare_rebalance(group, now_ms)
+                return
+            self.timers.cancel(("sync", group.group_id, str(this_generation)))
+            group.transition(GroupState.STABLE, now_ms)
+            for other in group.members.values():
+                if other.sync_callback is not None:
+                    callback, other.sync_callback = other.sync_callback, None
+                    callback(
+                        SyncResult(
+                            ErrorCode.NONE, group.protocol_type, group.protocol, other.assignment
+                        )
+                    )
+
+        self._store_group(group, now_ms, done)
+
+    def _on_sync_timeout(self, group: ClassicGroup, generation: int, now_ms: int) -> None:
+        """Members that never sent SyncGroup in time are removed, and the group rebalances."""
+        if group.state != GroupState.COMPLETING_REBALANCE or group.generation != generation:
+            return
+        laggards = [m.member_id for m in group.members.values() if m.sync_callback is None]
+        if not laggards:
+            return
+        for member_id in laggards:
+            self.timers.cancel(("heartbeat", group.group_id, member_id))
+            group.remove(member_id)
+        self._prepare_rebalance(group, now_ms)
+
+    # --- Heartbeat and LeaveGroup -------------------------------------------------------------
+
+    def heartbeat(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        now_ms: int,
+    ) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if group.state == GroupState.DEAD:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        if group.is_static_member_fenced(member_id, group_instance_id):
+            return ErrorCode.FENCED_INSTANCE_ID
+        member = group.members.get(member_id)
+        if member is None or group.state == GroupState.EMPTY:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if generation != group.generation:
+            return ErrorCode.ILLEGAL_GENERATION
+        self._schedule_heartbeat(group, member, now_ms)
+        if group.state == GroupState.PREPARING_REBALANCE:
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return ErrorCode.NONE
+
+    def leave_group(
+        self, group_id: str, leaving: list[tuple[str, str | None]], now_ms: int
+    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        """Remove members given as (member id, group instance id): (group error, per member)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID] * len(leaving)
+        if group.state == GroupState.DEAD:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
+        errors: list[ErrorCode] = []
+        for member_id, instance_id in leaving:
+            if instance_id is not None:
+                known = group.static_members.get(instance_id)
+                if known is None:
+                    errors.append(ErrorCode.UNKNOWN_MEMBER_ID)
+                elif member_id and member_id != known:
+                    errors.append(ErrorCode.FENCED_INSTANCE_ID)
+                else:
+                    errors.append(ErrorCode.NONE)
+                    self._remove_member(group, known, now_ms)
+            elif member_id in group.pending_members:
+                group.pending_members.discard(member_id)
+                self.timers.cancel(("pending", group.group_id, member_id))
+                errors.append(ErrorCode.NONE)
+                self._maybe_complete_join(group, now_ms)
+            elif member_id in group.members:
+                errors.append(ErrorCode.NONE)
+                self._remove_member(group, member_id, now_ms)
+            else:
+                errors.append(ErrorCode.UNKNOWN_MEMBER_ID)
+        return ErrorCode.NONE, errors
+
+    def _remove_member(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
+        self.timers.cancel(("heartbeat", group.group_id, member_id))
+        member = group.remove(member_id)
+        if member is None:
+            return
+        if member.join_callback is not None:
+            member.join_callback(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+        if member.sync_callback is not None:
+            member.sync_callback(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+        if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._prepare_rebalance(group, now_ms)
+        elif group.state == GroupState.PREPARING_REBALANCE:
+            self._maybe_complete_join(group, now_ms)
+
+    # --- offsets ------------------------------------------------------------------------------
+
+    def commit_offsets(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: list[OffsetCommit],
+        now_ms: int,
+        respond: Callable[[list[ErrorCode]], None],
+        retention_ms: int = -1,
+    ) -> None:
+        """Commit offsets; `respond` gets one error per entry of `offsets`, in order.
+
+        `retention_ms` (OffsetCommit v2-v4) sets an explicit expiry; -1 uses the broker's.
+        """
+
+        def all_fail(code: ErrorCode) -> None:
+            respond([code] * len(offsets))
+
+        if not group_id:
+            all_fail(ErrorCode.INVALID_GROUP_ID)
+            return
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation >= 0:
+                all_fail(ErrorCode.ILLEGAL_GENERATION)
+                return
+            group = self.groups[group_id] = ClassicGroup(group_id, current_state_timestamp=now_ms)
+        if group.state == GroupState.DEAD:
+            all_fail(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+            return
+        if group.is_static_member_fenced(member_id, group_instance_id):
+            all_fail(ErrorCode.FENCED_INSTANCE_ID)
+            return
+        if not (generation < 0 and group.state == GroupState.EMPTY):
+            if group.state == GroupState.COMPLETING_REBALANCE:
+                all_fail(ErrorCode.REBALANCE_IN_PROGRESS)
+                return
+            member = group.members.get(member_id)
+            if member is None:
+                all_fail(ErrorCode.UNKNOWN_MEMBER_ID)
+                return
+            if generation != group.generation:
+                all_fail(ErrorCode.ILLEGAL_GENERATION)
+                return
+            self._schedule_heartbeat(group, member, now_ms)
+        errors: list[ErrorCode] = []
+        records: list[Record] = []
+        for item in offsets:
+            if len(item.metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
+                continue
+            errors.append(ErrorCode.NONE)
+            expire_timestamp = now_ms + retention_ms if retention_ms >= 0 else -1
+            value = OffsetValue(
+                item.offset, item.leader_epoch, item.metadata, now_ms, expire_timestamp
+            )
+            records.append(
+                (encode_key(OffsetKey(group_id, item.topic, item.partition)), encode_value(value))
+            )
+        if not records:
+            respond(errors)
+            return
+
+        def done(error: ErrorCode) -> None:
+            if error == ErrorCode.NONE:
+                for key, value in records:
+                    self.replay(key, value)
+                respond(errors)
+                return
+            failed = _write_error_for_offsets(error)
+            respond([failed if code == ErrorCode.NONE else code for code in errors])
+
+        self._write(group_id, records, done)
+
+    def fetch_offsets(
+        self, group_id: str, partitions: list[TopicPartition] | None
+    ) -> list[CommittedOffset]:
+        """Committed offsets of a group: the partitions asked for, or all when None."""
+        group = self.groups.get(group_id)
+        offsets = group.offsets if group is not None else {}
+        wanted = sorted(offsets) if partitions is None else partitions
+        result: list[CommittedOffset] = []
+        for topic, partition in wanted:
+            value = offsets.get((topic, partition))
+            if value is None:
+                result.append(CommittedOffset(topic, partition, -1, -1, ""))
+            else:
+                result.append(
+                    CommittedOffset(
+                        topic, partition, value.offset, value.leader_epoch, value.metadata
+                    )
+                )
+        return result
+
+    def delete_offsets(
+        self,
+        group_id: str,
+        partitions: list[TopicPartition],
+        now_ms: int,
+        respond: Callable[[ErrorCode, list[ErrorCode]], None],
+    ) -> None:
+        """OffsetDelete: refused for topics the (non-empty) group still subscribes to."""
+        group = self.groups.get(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            respond(ErrorCode.GROUP_ID_NOT_FOUND, [])
+            return
+        subscribed: set[str] = set()
+        if group.state != GroupState.EMPTY:
+            topics = group.subscribed_topics()
+            if topics is None:
+                respond(ErrorCode.NON_EMPTY_GROUP, [])
+                return
+            subscribed = topics
+        errors: list[ErrorCode] = []
+        records: list[Record] = []
+        for topic, partition in partitions:
+            if topic in subscribed:
+                errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
+                continue
+            errors.append(ErrorCode.NONE)
+            if (topic, partition) in group.offsets:
+                records.append((encode_key(OffsetKey(group_id, topic, partition)), None))
+        if not records:
+            respond(ErrorCode.NONE, errors)
+            return
+
+        def done(error: ErrorCode) -> None:
+            if error != ErrorCode.NONE:
+                respond(_write_error_for_offsets(error), [])
+                return
+            for key, value in records:
+                self.replay(key, value)
+            respond(ErrorCode.NONE, errors)
+
+        self._write(group_id, records, done)
+
+    def expire_offsets(self, now_ms: int) -> None:
+        """Drop offsets past offsets.retention.minutes, and empty groups left with none.
+
+        An empty group's offsets expire `retention` after the group became empty (KIP-211);
+        a group without group management (no generation) counts from each commit. Offsets of
+        topics a live consumer group no longer subscribes to count from their commit.
+        """
+        retention = self.config.offsets_retention_ms
+        for group in list(self.groups.values()):
+            if group.state == GroupState.DEAD:
+                continue
+            expired: list[TopicPartition] = []
+            if group.state == GroupState.EMPTY:
+                from_state_change = (
+                    group.protocol_type is not None and group.current_state_timestamp >= 0
+                )
+                for position, value in group.offsets.items():
+                    base = (
+                        group.current_state_timestamp
+                        if from_state_change
+                        else (value.commit_timestamp)
+                    )
+                    if _offset_expired(value, base, retention, now_ms):
+                        expired.append(position)
+            elif group.state == GroupState.STABLE:
+                subscribed = group.subscribed_topics()
+                if subscribed is None:
+                    continue
+                for position, value in group.offsets.items():
+                    if position[0] not in subscribed and _offset_expired(
+                        value, value.commit_timestamp, retention, now_ms
+                    ):
+                        expired.append(position)
+            records: list[Record] = [
+                (encode_key(OffsetKey(group.group_id, topic, partition)), None)
+                for topic, partition in expired
+            ]
+            drop_group = group.state == GroupState.EMPTY and len(expired) == len(group.offsets)
+            if drop_group:
+                group.transition(GroupState.DEAD, now_ms)
+                records.append((encode_key(GroupKey(group.group_id)), None))
+            if records:
+                self._write(group.group_id, records, self._replayer(group, records))
+
+    def _replayer(self, group: ClassicGroup, records: list[Record]) -> Callable[[ErrorCode], None]:
+        def done(error: ErrorCode) -> None:
+            if error != ErrorCode.NONE:
+                if group.state == GroupState.DEAD:
+                    group.state = GroupState.EMPTY  # not deleted after all: try next time
+                return
+            for key, value in records:
+                self.replay(key, value)
+
+        return done
+
+    # --- describe, list, delete ---------------------------------------------------------------
+
+    def describe_group(self, group_id: str) -> ClassicGroup | None:
+        return self.groups.get(group_id)
+
+    def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[Any]:
+        wanted_states = {s.lower() for s in states}
+        wanted_types = {t.lower() for t in types}
+        listed = []
+        for group in self.groups.values():
+            if group.state == GroupState.DEAD:
+                continue
+            if wanted_states and group.state.value.lower() not in wanted_states:
+                continue
+            if wanted_types and "classic" not in wanted_types:
+                continue
+            listed.append(group)
+        return listed
+
+    def delete_groups(
+        self, group_ids: list[str], now_ms: int, respond: Callable[[list[ErrorCode]], None]
+    ) -> None:
+        errors: list[ErrorCode] = []
+        pending: list[tuple[int, ClassicGroup, list[Record]]] = []
+        for index, group_id in enumerate(group_ids):
+            group = self.groups.get(group_id)
+            if not group_id:
+                errors.append(ErrorCode.INVALID_GROUP_ID)
+            elif group is None or group.state == GroupState.DEAD:
+                errors.append(ErrorCode.GROUP_ID_NOT_FOUND)
+            elif group.state != GroupState.EMPTY:
+                errors.append(ErrorCode.NON_EMPTY_GROUP)
+            else:
+                errors.append(ErrorCode.NONE)
+                records: list[Record] = [
+                    (encode_key(OffsetKey(group_id, topic, partition)), None)
+                    for topic, partition in group.offsets
+                ]
+                records.append((encode_key(GroupKey(group_id)), None))
+                group.transition(GroupState.DEAD, now_ms)
+                pending.append((index, group, records))
+        if not pending:
+            respond(errors)
+            return
+        remaining = [len(pending)]
+
+        def finisher(index: int, group: ClassicGroup, records: list[Record]) -> Any:
+            def done(error: ErrorCode) -> None:
+                if error == ErrorCode.NONE:
+                    for key, value in records:
+                        self.replay(key, value)
+                else:
+                    group.state = GroupState.EMPTY  # nothing was deleted; the group lives on
+                    errors[index] = _write_error_for_group(error)
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    respond(errors)
+
+            return done
+
+        for index, group, records in pending:
+            self._write(group.group_id, records, finisher(index, group, records))
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def partition_for(self, group_id: str) -> int:
+        return group_partition(group_id, self.config.offsets_partitions)
+
+    def _write(
+        self, group_id: str, records: list[Record], on_done: Callable[[ErrorCode], None]
+    ) -> None:
+        self.writes.append(Write(self.partition_for(group_id), tuple(records), on_done))
+
+    def _store_group(
+        self, group: ClassicGroup, now_ms: int, on_done: Callable[[ErrorCode], None]
+    ) -> None:
+        """Persist the group's membership and assignment (the group metadata record)."""
+        protocol = group.protocol or ""
+        value = GroupValue(
+            protocol_type=group.protocol_type or "",
+            generation=group.generation,
+            protocol=group.protocol,
+            leader=group.leader,
+            current_state_timestamp=now_ms,
+            members=tuple(
+                MemberValue(
+                    m.member_id,
+                    m.group_instance_id,
+                    m.client_id,
+                    m.client_host,
+                    m.rebalance_timeout_ms,
+                    m.session_timeout_ms,
+                    m.metadata(protocol) if group.protocol else b"",
+                    m.assignment,
+                )
+                for m in group.members.values()
+            ),
+        )
+        record = (encode_key(GroupKey(group.group_id)), encode_value(value))
+        self._write(group.group_id, [record], on_done)

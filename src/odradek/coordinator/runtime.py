@@ -1,0 +1,225 @@
+"""The asyncio edge of the group coordinator: writes, timers and waiting responses.
+
+The core (`group/coordinator.py`) never awaits. After each call into it the runtime:
+
+1. appends every queued `Write` to its `__consumer_offsets` partition through `GroupLog`, in
+   the order the core queued them (the append itself is synchronous, so order is kept), then
+   waits for it to be durable in a task and hands the outcome to the write's `on_done`;
+2. re-arms one timer at the core's next deadline, which calls `poll`.
+
+Delayed responses (JoinGroup waits for the rebalance, SyncGroup for the leader) are futures
+that the core's `respond` callbacks complete. A client that disconnects cancels its future; a
+late callback on a cancelled future is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from odradek.common.clock import Clock
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.coordinator import (
+    GroupCoordinator,
+    JoinRequest,
+    JoinResult,
+    OffsetCommit,
+    SyncResult,
+    Write,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class GroupLog(Protocol):
+    def append(
+        self, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+    ) -> Awaitable[None]:
+        """Append now (raise KafkaError if that fails); the awaitable ends once durable."""
+
+
+class GroupCoordinatorRuntime:
+    def __init__(
+        self,
+        core: GroupCoordinator,
+        clock: Clock,
+        log: GroupLog,
+        retention_check_interval_ms: int,
+    ) -> None:
+        self.core = core
+        self.clock = clock
+        self.log = log
+        self.retention_check_interval_ms = retention_check_interval_ms
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: int | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._retention_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.core.finish_loading(self.clock.wall_ms())
+        self._retention_task = asyncio.get_running_loop().create_task(self._check_retention())
+        self.drive()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    # --- entry points -------------------------------------------------------------------------
+
+    async def join_group(self, request: JoinRequest) -> JoinResult:
+        return await self._call(
+            lambda respond: self.core.join_group(request, self.clock.wall_ms(), respond)
+        )
+
+    async def sync_group(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        protocol_type: str | None,
+        protocol: str | None,
+        assignments: dict[str, bytes],
+    ) -> SyncResult:
+        return await self._call(
+            lambda respond: self.core.sync_group(
+                group_id,
+                generation,
+                member_id,
+                group_instance_id,
+                protocol_type,
+                protocol,
+                assignments,
+                self.clock.wall_ms(),
+                respond,
+            )
+        )
+
+    def heartbeat(
+        self, group_id: str, generation: int, member_id: str, group_instance_id: str | None
+    ) -> ErrorCode:
+        error = self.core.heartbeat(
+            group_id, generation, member_id, group_instance_id, self.clock.wall_ms()
+        )
+        self.drive()
+        return error
+
+    def leave_group(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        outcome = self.core.leave_group(group_id, members, self.clock.wall_ms())
+        self.drive()
+        return outcome
+
+    async def commit_offsets(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: list[OffsetCommit],
+        retention_ms: int = -1,
+    ) -> list[ErrorCode]:
+        return await self._call(
+            lambda respond: self.core.commit_offsets(
+                group_id,
+                generation,
+                member_id,
+                group_instance_id,
+                offsets,
+                self.clock.wall_ms(),
+                respond,
+                retention_ms,
+            )
+        )
+
+    async def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+        return await self._call(
+            lambda respond: self.core.delete_groups(group_ids, self.clock.wall_ms(), respond)
+        )
+
+    async def delete_offsets(
+        self, group_id: str, partitions: list[tuple[str, int]]
+    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        def start(respond: Callable[[tuple[ErrorCode, list[ErrorCode]]], None]) -> None:
+            self.core.delete_offsets(
+                group_id,
+                partitions,
+                self.clock.wall_ms(),
+                lambda error, errors: respond((error, errors)),
+            )
+
+        return await self._call(start)
+
+    async def _call(self, start: Callable[[Callable[[T], None]], None]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def respond(result: T) -> None:
+            if not future.done():
+                future.set_result(result)
+
+        start(respond)
+        self.drive()
+        return await future
+
+    # --- writes and timers --------------------------------------------------------------------
+
+    def drive(self) -> None:
+        """Carry out what the core queued, then re-arm the timer."""
+        core = self.core
+        while core.writes:
+            writes, core.writes = core.writes, []
+            for write in writes:
+                try:
+                    durable = self.log.append(write.partition, write.records)
+                except KafkaError as exc:
+                    logger.warning("[GroupCoordinator] append failed: %s", exc)
+                    write.on_done(exc.code)
+                    continue
+                task = asyncio.ensure_future(self._finish(write, durable))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._arm_timer()
+
+    async def _finish(self, write: Write, durable: Awaitable[None]) -> None:
+        try:
+            await durable
+        except KafkaError as exc:
+            logger.warning("[GroupCoordinator] write not durable: %s", exc)
+            write.on_done(exc.code)
+        else:
+            write.on_done(ErrorCode.NONE)
+        self.drive()
+
+    def _arm_timer(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline is None:
+            return
+        delay_s = max(deadline - self.clock.wall_ms(), 0) / 1000
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        self.core.poll(self.clock.wall_ms())
+        self.drive()
+
+    async def _check_retention(self) -> None:
+        while True:
+            await asyncio.sleep(self.retention_check_interval_ms / 1000)
+            self.core.expire_offsets(self.clock.wall_ms())
+            self.drive()
