@@ -23,6 +23,9 @@ from typing import Any
 import pytest
 
 READY_TIMEOUT_S = 20.0
+# Kafka's own test harness does the same: a new group's first rebalance does not wait 3 s for
+# more members. Tests of the delay set it back explicitly.
+TEST_DEFAULTS: dict[str, object] = {"group.initial.rebalance.delay.ms": 0}
 STOP_TIMEOUT_S = 20.0
 
 
@@ -53,7 +56,7 @@ class Broker:
         port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.overrides = dict(overrides or {})
+        self.overrides = {**TEST_DEFAULTS, **(overrides or {})}
         self.env = dict(env or {})
         self.port = port if port is not None else free_port()
         self.proc: subprocess.Popen[str] | None = None

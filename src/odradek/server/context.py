@@ -22,3 +22,8 @@ class RequestContext:
     @property
     def api_version(self) -> int:
         return self.header.api_version
+
+    @property
+    def client_host(self) -> str:
+        """The client's address as Kafka reports it in groups: `/127.0.0.1`."""
+        return "/" + self.peer.rsplit(":", 1)[0]

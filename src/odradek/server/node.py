@@ -15,12 +15,15 @@ from urllib.parse import urlsplit
 from odradek.common.clock import Clock, SystemClock
 from odradek.common.config import BrokerConfig
 from odradek.common.errors import KafkaError
+from odradek.coordinator.group.coordinator import GroupCoordinator
+from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
 from odradek.metadata.image import MetadataImage
 from odradek.metadata.quorum import SingleNodeQuorum
 from odradek.metadata.records import MetadataRecord
 from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
+from odradek.server import group_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
 from odradek.server.network import KafkaConnection
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
@@ -60,6 +63,12 @@ class Node:
         )
         self.replica_manager = ReplicaManager(self.node_id, config, self.log_manager)
         self.quorum: SingleNodeQuorum | None = None
+        self.group_coordinator = GroupCoordinatorRuntime(
+            GroupCoordinator(group_coordinator.group_config(self)),
+            self.clock,
+            group_coordinator.OffsetsTopicLog(self),
+            config["offsets.retention.check.interval.ms"],
+        )
         self._server: asyncio.Server | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self.bound_port = 0
@@ -91,6 +100,8 @@ class Node:
         self.quorum = SingleNodeQuorum(self.log_dirs[0], fileio=self.fileio, clock=self.clock)
         self.quorum.load()
         self.replica_manager.apply_image(self.image)
+        group_coordinator.load(self, self.group_coordinator.core)
+        self.group_coordinator.start()
         _, host, port = parse_listener(self.config["listeners"][0])
         self.listener_host = host
         loop = asyncio.get_running_loop()
@@ -124,10 +135,16 @@ class Node:
             await self._server.wait_closed()
         if self._checkpointer is not None:
             self._checkpointer.cancel()
+        self.group_coordinator.stop()
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         self.log_manager.close()
         if self.quorum is not None:
             self.quorum.close()
+
+    async def groups(self) -> GroupCoordinatorRuntime:
+        """The group coordinator, once `__consumer_offsets` exists (created on first use)."""
+        await group_coordinator.ensure_offsets_topic(self, self.group_coordinator)
+        return self.group_coordinator
 
     # --- metadata changes ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from odradek.common.errors import ErrorCode
+from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
@@ -31,12 +31,38 @@ def _locate(ctx: RequestContext, key: str, key_type: int) -> tuple[ErrorCode, st
     return ErrorCode.NONE, None
 
 
+def _unavailable(schema: Any, version: int, request: Any, exc: KafkaError) -> Any:
+    if version >= 4:
+        return schema.FindCoordinatorResponse(
+            throttle_time=0,
+            coordinators=tuple(
+                schema.Coordinator(
+                    key=key,
+                    node_id=-1,
+                    host="",
+                    port=-1,
+                    error_code=exc.code,
+                    error_message=str(exc),
+                )
+                for key in request.coordinator_keys
+            ),
+        )
+    return schema.FindCoordinatorResponse(
+        throttle_time=0, error_code=exc.code, error_message=str(exc), node_id=-1, host="", port=-1
+    )
+
+
 @handler(ApiKey.FIND_COORDINATOR, versions=(0, 5))
 async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
     schema = response_schema(ApiKey.FIND_COORDINATOR, ctx.api_version)
     node = ctx.node
     host, port = node.advertised_endpoint
     key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
+    if key_type == KEY_TYPE_GROUP:
+        try:
+            await node.groups()  # creates __consumer_offsets on first use, as Kafka does
+        except KafkaError as exc:
+            return _unavailable(schema, ctx.api_version, request, exc)
     if ctx.api_version >= 4:
         coordinators = []
         for key in request.coordinator_keys:

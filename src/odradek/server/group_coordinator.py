@@ -1,0 +1,136 @@
+"""The group coordinator on this node: `__consumer_offsets`, its loading, its creation.
+
+`__consumer_offsets` is created the first time a client looks for a group coordinator (as
+Kafka does): `offsets.topic.num.partitions` partitions, compacted, with
+`offsets.topic.segment.bytes` segments, and a replication factor capped at the number of
+brokers so that a single node works with Kafka's default of 3. Once the topic exists its
+partition count is fixed, and groups are placed by it whatever the config says later.
+
+At start-up every partition of the topic is read from its log start and replayed into the
+core; members found there get a full session timeout to heartbeat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.coordinator import GroupConfig, GroupCoordinator
+from odradek.coordinator.group.records import OFFSETS_TOPIC
+from odradek.coordinator.runtime import GroupCoordinatorRuntime
+from odradek.metadata.controller import NewTopic
+from odradek.protocol.records import decode_records, encode_batch, iter_batches
+
+if TYPE_CHECKING:
+    from odradek.server.node import Node
+
+logger = logging.getLogger(__name__)
+
+_READ_CHUNK_BYTES = 1 << 20
+
+
+def group_config(node: Node) -> GroupConfig:
+    config = node.config
+    return GroupConfig(
+        min_session_timeout_ms=config["group.min.session.timeout.ms"],
+        max_session_timeout_ms=config["group.max.session.timeout.ms"],
+        initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+        max_size=config["group.max.size"],
+        offset_metadata_max_bytes=config["offset.metadata.max.bytes"],
+        offsets_retention_ms=config["offsets.retention.minutes"] * 60_000,
+        offsets_partitions=config["offsets.topic.num.partitions"],
+    )
+
+
+class OffsetsTopicLog:
+    """`GroupLog` over the partitions of `__consumer_offsets` this node leads."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def append(
+        self, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+    ) -> Awaitable[None]:
+        leader = self.node.replica_manager.leader(OFFSETS_TOPIC, partition)
+        batch = encode_batch(
+            [(key, value, []) for key, value in records], timestamp_ms=self.node.clock.wall_ms()
+        )
+        result = leader.append(memoryview(bytearray(batch)))
+        return leader.group_commit.wait_durable(result.last_offset + 1)
+
+
+def load(node: Node, core: GroupCoordinator) -> None:
+    """Replay every partition of `__consumer_offsets` on this node into the core."""
+    topic = node.image.topic(OFFSETS_TOPIC)
+    if topic is None:
+        return
+    core.config = dataclasses.replace(core.config, offsets_partitions=len(topic.partitions))
+    loaded = 0
+    for partition_id in sorted(topic.partitions):
+        try:
+            partition = node.replica_manager.leader(OFFSETS_TOPIC, partition_id)
+        except KafkaError:
+            continue
+        offset = partition.log.log_start_offset
+        end = partition.high_watermark
+        while offset < end:
+            read = partition.read(offset, _READ_CHUNK_BYTES, min_one_message=True)
+            data = read.records
+            if not data:
+                break
+            for position, header in iter_batches(data):
+                offset = header.next_offset
+                if header.is_control:
+                    continue
+                _, records = decode_records(memoryview(data)[position : position + header.size])
+                for record in records:
+                    if record.key is None:
+                        continue
+                    try:
+                        core.replay(record.key, record.value)
+                    except ValueError as exc:
+                        logger.warning(
+                            "[GroupCoordinator] skipping a record of %s-%d: %s",
+                            OFFSETS_TOPIC,
+                            partition_id,
+                            exc,
+                        )
+                    loaded += 1
+    logger.info("[GroupCoordinator] loaded %d records, %d groups", loaded, len(core.groups))
+
+
+async def ensure_offsets_topic(node: Node, runtime: GroupCoordinatorRuntime) -> None:
+    """Create `__consumer_offsets` if it does not exist yet."""
+    if node.image.topic(OFFSETS_TOPIC) is not None:
+        return
+    config = node.config
+    replication = min(config["offsets.topic.replication.factor"], len(node.controller.broker_ids))
+    outcome = await node.create_topics(
+        [
+            NewTopic(
+                OFFSETS_TOPIC,
+                config["offsets.topic.num.partitions"],
+                replication,
+                {},
+                {
+                    "cleanup.policy": "compact",
+                    "segment.bytes": str(config["offsets.topic.segment.bytes"]),
+                    "compression.type": "producer",
+                },
+            )
+        ],
+        ignore_existing=True,
+    )
+    created = outcome.get(OFFSETS_TOPIC)
+    if isinstance(created, KafkaError):
+        raise KafkaError(
+            f"cannot create {OFFSETS_TOPIC}: {created}", ErrorCode.COORDINATOR_NOT_AVAILABLE
+        )
+    topic = node.image.topic(OFFSETS_TOPIC)
+    assert topic is not None
+    runtime.core.config = dataclasses.replace(
+        runtime.core.config, offsets_partitions=len(topic.partitions)
+    )

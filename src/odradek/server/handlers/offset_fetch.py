@@ -1,0 +1,101 @@
+"""OffsetFetch (key 9), v1-v9: a group's committed offsets.
+
+v1 names the partitions; v2+ may ask for every committed partition (topics null) and carry a
+group-level error; v5+ return the committed leader epoch; v7+ carry require_stable (offsets
+awaiting a transaction would be UNSTABLE_OFFSET_COMMIT; with no transactional commits pending
+there are none); v8+ ask for several groups at once (KIP-709). A partition with nothing
+committed has offset -1 and empty metadata. v10 (topic ids) is not offered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.coordinator import CommittedOffset
+from odradek.protocol.api_keys import ApiKey
+from odradek.protocol.codec import response_schema
+from odradek.server.context import RequestContext
+from odradek.server.registry import handler
+
+
+def _group_offsets(
+    ctx: RequestContext, group_id: str, topics: Any, unavailable: ErrorCode | None
+) -> tuple[ErrorCode, list[CommittedOffset]]:
+    if unavailable is not None:
+        return unavailable, []
+    if not group_id:
+        return ErrorCode.INVALID_GROUP_ID, []
+    wanted = None
+    if topics is not None:
+        wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
+    return ErrorCode.NONE, ctx.node.group_coordinator.core.fetch_offsets(group_id, wanted)
+
+
+def _topics(
+    schema: Any,
+    version: int,
+    offsets: list[CommittedOffset],
+    error: ErrorCode = ErrorCode.NONE,
+) -> tuple[Any, ...]:
+    """Offsets grouped by topic; `error` is set on every partition (v1 has no group error)."""
+    by_topic: dict[str, list[CommittedOffset]] = {}
+    for offset in offsets:
+        by_topic.setdefault(offset.topic, []).append(offset)
+    topic_cls, partition_cls = (
+        ("OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
+        if version >= 8
+        else ("OffsetFetchResponseTopic", "OffsetFetchResponsePartition")
+    )
+    make_topic = getattr(schema, topic_cls)
+    make_partition = getattr(schema, partition_cls)
+    return tuple(
+        make_topic(
+            name=name,
+            partitions=tuple(
+                make_partition(
+                    partition_index=o.partition,
+                    committed_offset=o.offset,
+                    committed_leader_epoch=o.leader_epoch,
+                    metadata=o.metadata,
+                    error_code=error,
+                )
+                for o in items
+            ),
+        )
+        for name, items in by_topic.items()
+    )
+
+
+@handler(ApiKey.OFFSET_FETCH, versions=(1, 9))
+async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
+    version = ctx.api_version
+    schema = response_schema(ApiKey.OFFSET_FETCH, version)
+    try:
+        await ctx.node.groups()
+        unavailable: ErrorCode | None = None
+    except KafkaError as exc:
+        unavailable = exc.code
+    if version >= 8:
+        groups = []
+        for group in request.groups:
+            error, offsets = _group_offsets(ctx, group.group_id, group.topics, unavailable)
+            groups.append(
+                schema.OffsetFetchResponseGroup(
+                    group_id=group.group_id,
+                    topics=_topics(schema, version, offsets),
+                    error_code=error,
+                )
+            )
+        return schema.OffsetFetchResponse(throttle_time=0, groups=tuple(groups))
+    error, offsets = _group_offsets(ctx, request.group_id, request.topics, unavailable)
+    if version < 2 and error != ErrorCode.NONE:  # no group-level error before v2
+        offsets = [
+            CommittedOffset(t.name, p, -1, -1, "")
+            for t in request.topics
+            for p in t.partition_indexes
+        ]
+        return schema.OffsetFetchResponse(topics=_topics(schema, version, offsets, error))
+    return schema.OffsetFetchResponse(
+        throttle_time=0, topics=_topics(schema, version, offsets), error_code=error
+    )
