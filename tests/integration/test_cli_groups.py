@@ -487,3 +487,24 @@ def test_bootstrap_server_from_the_environment(broker) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "groups" in json.loads(proc.stdout)
+
+
+def test_command_config_file_supplies_the_client_properties(broker, tmp_path) -> None:
+    config_file = tmp_path / "client.properties"
+    config_file.write_text(
+        f"# as a Kafka user writes it\nbootstrap.servers = {broker.bootstrap}\n"
+        "security.protocol=PLAINTEXT\nclient.id=from-file\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "odradek", "groups", "list", "--command-config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "ODRADEK_BOOTSTRAP_SERVER"},
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    config_file.write_text(f"bootstrap.servers={broker.bootstrap}\nsecurity.protocol=SSL_NOPE\n")
+    proc = odradek_groups(broker, "list", "--command-config", str(config_file))
+    message = one_error_line(proc, 2)
+    assert message.startswith("invalid client configuration: ") and "security.protocol" in message

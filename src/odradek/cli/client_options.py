@@ -4,14 +4,15 @@ Each such command (`groups`, and later `topics`, `produce`, `consume`, ...) call
 `add_client_options(parser)` and runs through `run_client_command`, so they all take the same
 options and fail the same way:
 
-- `--bootstrap-server HOST:PORT[,HOST:PORT...]`: default `$ODRADEK_BOOTSTRAP_SERVER`, else
-  `localhost:9092`.
+- `--bootstrap-server HOST:PORT[,HOST:PORT...]`; without it, `bootstrap.servers` from the
+  `--command-config` file, then `$ODRADEK_BOOTSTRAP_SERVER`, then `localhost:9092`.
 - `--command-config FILE`: a Java-properties file of librdkafka client properties
   (`security.protocol`, `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, ...), the file
   Kafka's tools take under the same name. A Java `sasl.jaas.config` line with `username="..."`
   and `password="..."` is turned into `sasl.username` / `sasl.password`, so the client.properties
   a Kafka user already has for SASL/PLAIN or SCRAM works unchanged. `--bootstrap-server` wins
-  over a `bootstrap.servers` line in the file, as in Kafka's tools.
+  over a `bootstrap.servers` line in the file, as in Kafka's tools; the file, named on this
+  command line, wins over the environment.
 - `--output text|json`: text is for people (rich tables); json is for programs. The json
   document is written to stdout as a single object, keys in snake_case, offsets as integers,
   absent values (no committed offset, no lag) as `null`. Each command documents its schema in
@@ -136,9 +137,17 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def bootstrap_servers(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
+def bootstrap_servers(
+    args: argparse.Namespace,
+    from_file: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> str:
+    """`--bootstrap-server`, else the command-config file's, else the environment's, else
+    localhost:9092."""
     if args.bootstrap_server:
         return str(args.bootstrap_server)
+    if from_file:
+        return from_file
     env = os.environ if environ is None else environ
     return env.get(BOOTSTRAP_SERVER_ENV) or DEFAULT_BOOTSTRAP_SERVER
 
@@ -239,12 +248,13 @@ def load_command_config(path: Path) -> dict[str, str]:
 
 
 def client_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    """librdkafka configuration: the command-config file, then `--bootstrap-server`, then
-    `extra` (the command's own settings, e.g. a client.id)."""
+    """librdkafka configuration: the command-config file, the bootstrap servers chosen by
+    `bootstrap_servers`, and `extra` (the command's defaults, e.g. a client.id) where the
+    file does not set them."""
     config: dict[str, Any] = {}
     if getattr(args, "command_config", None) is not None:
         config.update(load_command_config(args.command_config))
-    config["bootstrap.servers"] = bootstrap_servers(args)
+    config["bootstrap.servers"] = bootstrap_servers(args, config.get("bootstrap.servers"))
     for key, value in extra.items():
         config.setdefault(key, value)
     return config

@@ -501,11 +501,13 @@ def test_jaas_config_becomes_librdkafka_sasl_credentials() -> None:
 def test_bootstrap_server_precedence(tmp_path: Path) -> None:
     import argparse
 
+    env = {"ODRADEK_BOOTSTRAP_SERVER": "k:1"}
     args = argparse.Namespace(bootstrap_server=None, command_config=None)
-    assert bootstrap_servers(args, {}) == "localhost:9092"
-    assert bootstrap_servers(args, {"ODRADEK_BOOTSTRAP_SERVER": "k:1"}) == "k:1"
+    assert bootstrap_servers(args, None, {}) == "localhost:9092"
+    assert bootstrap_servers(args, None, env) == "k:1"
+    assert bootstrap_servers(args, "file:9", env) == "file:9"
     args.bootstrap_server = "k:2"
-    assert bootstrap_servers(args, {"ODRADEK_BOOTSTRAP_SERVER": "k:1"}) == "k:2"
+    assert bootstrap_servers(args, "file:9", env) == "k:2"
 
     config_file = tmp_path / "client.properties"
     config_file.write_text("bootstrap.servers=file:9\nclient.id=mine\nsocket.timeout.ms=5000\n")
@@ -516,6 +518,8 @@ def test_bootstrap_server_precedence(tmp_path: Path) -> None:
         "client.id": "mine",  # the file wins over the command's default
         "socket.timeout.ms": "5000",
     }
+    args.bootstrap_server = None
+    assert client_options.client_config(args)["bootstrap.servers"] == "file:9"
 
 
 def test_missing_command_config_is_a_one_line_error(
