@@ -1,0 +1,88 @@
+"""The keyed deadline queue that cores without I/O schedule their timeouts in."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from odradek.common.timers import Timers
+
+
+def test_keys_fire_earliest_first_at_or_after_their_deadline() -> None:
+    timers: Timers[str] = Timers()
+    timers.schedule("b", 20)
+    timers.schedule("a", 10)
+    timers.schedule("c", 30)
+    assert timers.next_deadline() == 10
+    assert timers.expired(9) == []
+    assert timers.expired(20) == ["a", "b"]
+    assert "a" not in timers and "c" in timers and len(timers) == 1
+    assert timers.next_deadline() == 30
+
+
+def test_scheduling_a_key_again_moves_its_deadline() -> None:
+    timers: Timers[str] = Timers()
+    timers.schedule("k", 10)
+    timers.schedule("k", 50)
+    assert timers.deadline("k") == 50
+    assert timers.next_deadline() == 50
+    assert timers.expired(49) == []
+    timers.schedule("k", 5)  # earlier works too
+    assert timers.expired(5) == ["k"]
+    assert timers.next_deadline() is None
+
+
+def test_cancel_removes_a_key_and_unknown_keys_are_ignored() -> None:
+    timers: Timers[str] = Timers()
+    timers.schedule("k", 10)
+    timers.cancel("k")
+    timers.cancel("never")
+    assert timers.next_deadline() is None
+    assert timers.expired(100) == []
+    assert timers.deadline("k") is None
+
+
+def test_equal_deadlines_fire_in_scheduling_order() -> None:
+    timers: Timers[int] = Timers()
+    for key in (3, 1, 2):
+        timers.schedule(key, 7)
+    assert timers.expired(7) == [3, 1, 2]
+
+
+def test_rescheduling_many_times_keeps_the_heap_small() -> None:
+    timers: Timers[int] = Timers()
+    for round_ in range(1_000):
+        timers.schedule(round_ % 3, round_)
+    assert len(timers) == 3
+    assert len(timers._heap) <= 65  # stale entries are compacted away
+    assert timers.expired(10_000) == [1, 2, 0]  # last scheduled at 997, 998, 999
+
+
+operation = st.one_of(
+    st.tuples(st.just("schedule"), st.integers(0, 5), st.integers(0, 100)),
+    st.tuples(st.just("cancel"), st.integers(0, 5), st.just(0)),
+    st.tuples(st.just("expire"), st.just(0), st.integers(0, 100)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(operation, max_size=60))
+def test_behaves_like_a_dict_of_deadlines(operations: list[tuple[str, int, int]]) -> None:
+    timers: Timers[int] = Timers()
+    model: dict[int, tuple[int, int]] = {}  # key -> (deadline, scheduling sequence)
+    for sequence, (op, key, value) in enumerate(operations):
+        if op == "schedule":
+            timers.schedule(key, value)
+            model[key] = (value, sequence)
+        elif op == "cancel":
+            timers.cancel(key)
+            model.pop(key, None)
+        else:
+            due = sorted((d, s, k) for k, (d, s) in model.items() if d <= value)
+            assert timers.expired(value) == [k for _, _, k in due]
+            for _, _, k in due:
+                del model[k]
+        assert len(timers) == len(model)
+        assert timers.next_deadline() == min((d for d, _ in model.values()), default=None)
+        for k, (d, _) in model.items():
+            assert timers.deadline(k) == d
