@@ -1,9 +1,11 @@
 """Deadlines for cores without I/O: keyed timers that the I/O edge fires by polling.
 
 A core schedules `timers.schedule(key, deadline_ms)` (scheduling a key again moves its
-deadline), cancels with `timers.cancel(key)`, and its driver calls `timers.expired(now_ms)` when
-`timers.next_deadline()` has passed. Nothing here reads a clock or sleeps, so a test drives time
-by passing whatever `now_ms` it likes.
+deadline), cancels with `timers.cancel(key)`, and when `timers.next_deadline()` has passed takes
+the due keys one at a time with `timers.pop_expired(now_ms)`, handling each before taking the
+next: a handler may reschedule or cancel keys that are also due, and those must not fire.
+Nothing here reads a clock or sleeps, so a test drives time by passing whatever `now_ms` it
+likes.
 """
 
 from __future__ import annotations
@@ -44,16 +46,14 @@ class Timers(Generic[K]):
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def expired(self, now_ms: int) -> list[K]:
-        """Keys whose deadline is at or before `now_ms`, earliest first; they are removed."""
-        fired: list[K] = []
-        while True:
-            self._drop_stale()
-            if not self._heap or self._heap[0][0] > now_ms:
-                return fired
-            _, _, key = heapq.heappop(self._heap)
-            del self._deadlines[key]
-            fired.append(key)
+    def pop_expired(self, now_ms: int) -> K | None:
+        """The earliest key whose deadline is at or before `now_ms`, removed; None if none."""
+        self._drop_stale()
+        if not self._heap or self._heap[0][0] > now_ms:
+            return None
+        _, _, key = heapq.heappop(self._heap)
+        del self._deadlines[key]
+        return key
 
     def _drop_stale(self) -> None:
         """Pop heap entries that were cancelled or rescheduled since they were pushed."""

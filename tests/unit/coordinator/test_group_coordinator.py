@@ -435,6 +435,24 @@ def test_join_completes_as_soon_as_every_known_member_has_rejoined() -> None:
     assert first.value.generation == second.value.generation == generation + 1
 
 
+def test_join_completes_at_the_rebalance_timeout_without_members_that_did_not_rejoin() -> None:
+    driver = Driver()
+    (leader, follower), generation = stable_group(driver, 2)
+    rejoin = driver.join(leader)
+    for _ in range(REBALANCE_MS // 5_000 - 1):  # the follower is alive but does not rejoin
+        driver.advance(5_000)
+        assert driver.heartbeat(follower, generation) == ErrorCode.REBALANCE_IN_PROGRESS
+    driver.advance(4_999)
+    assert not rejoin.done
+    # REBALANCE_MS after the rebalance began; the leader's session timer, renewed while it
+    # waited, is due at the same millisecond and must not fire once the join renewed it again
+    driver.advance(1)
+    assert rejoin.value.error == ErrorCode.NONE
+    assert driver.members() == {leader}
+    assert [m[0] for m in rejoin.value.members] == [leader]
+    assert driver.heartbeat(follower, generation) == ErrorCode.UNKNOWN_MEMBER_ID
+
+
 def test_leader_gets_the_member_list_and_followers_do_not() -> None:
     driver = Driver()
     _, first = driver.join_new(protocols=[(RANGE, b"a")])

@@ -217,7 +217,10 @@ class GroupCoordinator:
         return self.timers.next_deadline()
 
     def poll(self, now_ms: int) -> None:
-        for kind, group_id, member_id in self.timers.expired(now_ms):
+        # One key at a time: a handler may reschedule a timer that is due in this same poll
+        # (completing a join reschedules every member's session), and that one must not fire.
+        while (key := self.timers.pop_expired(now_ms)) is not None:
+            kind, group_id, member_id = key
             group = self.groups.get(group_id)
             if group is None:
                 continue
