@@ -294,7 +294,11 @@ class Driver:
 
 
 def stable_group(
-    driver: Driver, count: int, *, instances: Iterable[str | None] = ()
+    driver: Driver,
+    count: int,
+    *,
+    instances: Iterable[str | None] = (),
+    rebalance_ms: int = REBALANCE_MS,
 ) -> tuple[list[str], int]:
     """`count` members joined during the initial delay and synced: (member ids, generation).
 
@@ -304,9 +308,9 @@ def stable_group(
     boxes: list[Box[JoinResult]] = []
     for index, instance in enumerate(wanted):
         if instance is None:
-            _, box = driver.join_new(client_id=f"c{index}")
+            _, box = driver.join_new(client_id=f"c{index}", rebalance_ms=rebalance_ms)
         else:
-            box = driver.join(instance=instance, client_id=f"c{index}")
+            box = driver.join(instance=instance, client_id=f"c{index}", rebalance_ms=rebalance_ms)
         boxes.append(box)
     driver.complete(*boxes)  # the initial delay, extended while members joined during it
     results = [box.value for box in boxes]
@@ -636,6 +640,45 @@ def test_failed_assignment_write_fails_every_waiting_member_and_rebalances() -> 
     assert driver.state() == GroupState.PREPARING_REBALANCE
     assert all(m.assignment == b"" for m in driver.core.groups[GROUP].members.values())
     assert driver.group_records() == []
+
+
+def test_members_that_never_sync_are_removed_at_the_rebalance_timeout() -> None:
+    driver = Driver()
+    _, first = driver.join_new()
+    _, second = driver.join_new()
+    driver.complete(first, second)
+    leader, follower = first.value.member_id, second.value.member_id
+    generation = first.value.generation
+    waiting = driver.sync(follower, generation)
+    for _ in range(REBALANCE_MS // 5_000 - 1):  # the leader heartbeats but never syncs
+        driver.advance(5_000)
+        assert driver.heartbeat(leader, generation) == ErrorCode.NONE
+    driver.advance(4_999)
+    assert driver.members() == {leader, follower}  # the parked follower outlived its session
+    driver.advance(1)
+    assert driver.members() == {follower}
+    assert waiting.value.error == ErrorCode.REBALANCE_IN_PROGRESS
+    assert driver.state() == GroupState.PREPARING_REBALANCE
+
+
+# --- Heartbeat --------------------------------------------------------------------------------
+
+
+def test_new_member_parked_in_join_expires_after_the_new_member_join_timeout() -> None:
+    driver = Driver()
+    (old,), generation = stable_group(driver, 1, rebalance_ms=600_000)
+    _, newcomer = driver.join_new(rebalance_ms=600_000)  # starts a rebalance; `old` never rejoins
+    for _ in range(300_000 // 5_000 - 1):
+        driver.advance(5_000)
+        assert driver.heartbeat(old, generation) == ErrorCode.REBALANCE_IN_PROGRESS
+    driver.advance(4_999)
+    assert not newcomer.done
+    driver.advance(1)
+    assert newcomer.value.error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert driver.members() == {old}
+
+
+# --- Heartbeat --------------------------------------------------------------------------------
 
 
 def test_heartbeat_errors_per_state() -> None:

@@ -46,6 +46,7 @@ class Member:
     assignment: bytes = b""
     join_callback: Callable[[Any], None] | None = None
     sync_callback: Callable[[Any], None] | None = None
+    is_new: bool = False  # joined in the current rebalance; not yet given a generation
 
     @property
     def awaiting_join(self) -> bool:

@@ -51,6 +51,9 @@ class GroupConfig:
     offset_metadata_max_bytes: int = 4096
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     offsets_partitions: int = 50
+    # Kafka's fixed classicGroupNewMemberJoinTimeoutMs: how long a new member's parked JoinGroup
+    # may wait for the rebalance before the member is dropped (its client may be long gone).
+    new_member_join_timeout_ms: int = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,15 +238,19 @@ class GroupCoordinator:
             elif kind == "sync":
                 self._on_sync_timeout(group, int(member_id), now_ms)
 
-    def _schedule_heartbeat(self, group: ClassicGroup, member: Member, now_ms: int) -> None:
+    def _schedule_heartbeat(
+        self, group: ClassicGroup, member: Member, now_ms: int, timeout_ms: int | None = None
+    ) -> None:
         key = ("heartbeat", group.group_id, member.member_id)
-        self.timers.schedule(key, now_ms + member.session_timeout_ms)
+        self.timers.schedule(key, now_ms + (timeout_ms or member.session_timeout_ms))
 
     def _on_heartbeat_expired(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
         member = group.members.get(member_id)
         if member is None:
             return
-        if member.awaiting_join:  # the rebalance timeout decides for members inside a join
+        if not member.is_new and (member.awaiting_join or member.sync_callback is not None):
+            # A member parked in JoinGroup or SyncGroup cannot heartbeat: the rebalance and
+            # sync timeouts decide for it. A new member's parked join may outlive its client.
             self._schedule_heartbeat(group, member, now_ms)
             return
         self._remove_member(group, member_id, now_ms)
@@ -433,11 +440,12 @@ class GroupCoordinator:
             request.protocol_type,
             request.protocols,
             join_callback=respond,
+            is_new=True,
         )
         group.add(member)
         if group.in_initial_delay:
             group.joined_during_delay = True
-        self._schedule_heartbeat(group, member, now_ms)
+        self._schedule_heartbeat(group, member, now_ms, self.config.new_member_join_timeout_ms)
         if group.state == GroupState.PREPARING_REBALANCE:
             self._maybe_complete_join(group, now_ms)
         else:
@@ -461,7 +469,7 @@ class GroupCoordinator:
 
     def _prepare_rebalance(self, group: ClassicGroup, now_ms: int) -> None:
         if group.state == GroupState.COMPLETING_REBALANCE:
-            self._reset_assignments(group, ErrorCode.REBALANCE_IN_PROGRESS)
+            self._reset_assignments(group, ErrorCode.REBALANCE_IN_PROGRESS, now_ms)
         self.timers.cancel(("sync", group.group_id, ""))
         delay = self.config.initial_rebalance_delay_ms
         key = ("join", group.group_id, "")
@@ -476,12 +484,14 @@ class GroupCoordinator:
         group.transition(GroupState.PREPARING_REBALANCE, now_ms)
         self._maybe_complete_join(group, now_ms)
 
-    def _reset_assignments(self, group: ClassicGroup, error: ErrorCode) -> None:
+    def _reset_assignments(self, group: ClassicGroup, error: ErrorCode, now_ms: int) -> None:
         for member in group.members.values():
             member.assignment = b""
             if member.sync_callback is not None:
                 callback, member.sync_callback = member.sync_callback, None
                 callback(SyncResult(error))
+                # its session starts again now that it can heartbeat (it was not while parked)
+                self._schedule_heartbeat(group, member, now_ms)
 
     def _maybe_complete_join(self, group: ClassicGroup, now_ms: int) -> None:
         if group.state != GroupState.PREPARING_REBALANCE or group.in_initial_delay:
@@ -519,6 +529,7 @@ class GroupCoordinator:
         group.protocol = group.select_protocol()
         group.transition(GroupState.COMPLETING_REBALANCE, now_ms)
         for member in group.members.values():
+            member.is_new = False
             callback, member.join_callback = member.join_callback, None
             assert callback is not None
             callback(self._join_result(group, member))
@@ -609,7 +620,7 @@ class GroupCoordinator:
             ):
                 return
             if error != ErrorCode.NONE:
-                self._reset_assignments(group, _write_error_for_group(error))
+                self._reset_assignments(group, _write_error_for_group(error), now_ms)
                 self._prepare_rebalance(group, now_ms)
                 return
             self.timers.cancel(("sync", group.group_id, str(this_generation)))
@@ -622,6 +633,7 @@ class GroupCoordinator:
                             ErrorCode.NONE, group.protocol_type, group.protocol, other.assignment
                         )
                     )
+                    self._schedule_heartbeat(group, other, now_ms)
 
         self._store_group(group, now_ms, done)
 
