@@ -20,7 +20,8 @@ K = TypeVar("K", bound=Hashable)
 
 class Timers(Generic[K]):
     def __init__(self) -> None:
-        self._deadlines: dict[K, int] = {}
+        # key -> its live heap entry's (deadline, sequence); other heap entries are stale
+        self._deadlines: dict[K, tuple[int, int]] = {}
         self._heap: list[tuple[int, int, K]] = []
         self._sequence = itertools.count()
 
@@ -31,11 +32,13 @@ class Timers(Generic[K]):
         return len(self._deadlines)
 
     def deadline(self, key: K) -> int | None:
-        return self._deadlines.get(key)
+        entry = self._deadlines.get(key)
+        return None if entry is None else entry[0]
 
     def schedule(self, key: K, deadline_ms: int) -> None:
-        self._deadlines[key] = deadline_ms
-        heapq.heappush(self._heap, (deadline_ms, next(self._sequence), key))
+        sequence = next(self._sequence)
+        self._deadlines[key] = (deadline_ms, sequence)
+        heapq.heappush(self._heap, (deadline_ms, sequence, key))
         if len(self._heap) > 64 and len(self._heap) > 4 * len(self._deadlines):
             self._compact()
 
@@ -58,9 +61,9 @@ class Timers(Generic[K]):
     def _drop_stale(self) -> None:
         """Pop heap entries that were cancelled or rescheduled since they were pushed."""
         heap = self._heap
-        while heap and self._deadlines.get(heap[0][2]) != heap[0][0]:
+        while heap and self._deadlines.get(heap[0][2]) != heap[0][:2]:
             heapq.heappop(heap)
 
     def _compact(self) -> None:
-        self._heap = [entry for entry in self._heap if self._deadlines.get(entry[2]) == entry[0]]
+        self._heap = [entry for entry in self._heap if self._deadlines.get(entry[2]) == entry[:2]]
         heapq.heapify(self._heap)
