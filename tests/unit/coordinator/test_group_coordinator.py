@@ -457,6 +457,51 @@ def test_join_completes_at_the_rebalance_timeout_without_members_that_did_not_re
     assert driver.heartbeat(follower, generation) == ErrorCode.UNKNOWN_MEMBER_ID
 
 
+def test_static_member_that_misses_a_rebalance_keeps_its_place_until_its_session_ends() -> None:
+    driver = Driver()
+    (leader, static), generation = stable_group(driver, 2, instances=[None, "i"])
+    group = driver.core.groups[GROUP]
+    group.members[static].session_timeout_ms = 60_000  # longer than the rebalance timeout
+    driver.heartbeat(static, generation, instance="i")
+    rejoin = driver.join(leader)  # a rebalance while the static member is restarting
+    for _ in range(REBALANCE_MS // 5_000):
+        driver.advance(5_000)
+        driver.heartbeat(leader, generation)
+    result = rejoin.value
+    assert result.generation == generation + 1
+    assert [m[0] for m in result.members] == [leader, static]  # the leader assigns to it too
+    assert driver.members() == {leader, static}
+    back = driver.join(static, instance="i")  # back with its id: the generation it missed
+    assert back.value.generation == generation + 1 and back.value.members == ()
+    driver.sync(leader, generation + 1, {leader: b"L", static: b"S"})
+    assert driver.sync(static, generation + 1, instance="i").value.assignment == b"S"
+
+
+def test_a_static_leader_that_misses_a_rebalance_hands_leadership_to_a_member_that_joined() -> None:
+    driver = Driver()
+    (static, follower), generation = stable_group(driver, 2, instances=["i", None])
+    driver.core.groups[GROUP].members[static].session_timeout_ms = 60_000
+    driver.heartbeat(static, generation, instance="i")
+    rejoin = driver.join(follower, protocols=[(RANGE, b"new")])
+    driver.advance(REBALANCE_MS)
+    assert rejoin.value.leader == follower
+    assert {m[0] for m in rejoin.value.members} == {static, follower}
+
+
+def test_rebalance_waits_while_only_static_members_that_did_not_rejoin_are_left() -> None:
+    driver = Driver()
+    (static, dynamic), generation = stable_group(driver, 2, instances=["i", None])
+    driver.core.groups[GROUP].members[static].session_timeout_ms = 45_000
+    driver.heartbeat(static, generation, instance="i")
+    driver.leave((dynamic, None))
+    driver.advance(REBALANCE_MS)  # nobody rejoined: no new generation yet
+    assert driver.state() == GroupState.PREPARING_REBALANCE
+    assert driver.generation() == generation
+    driver.advance(45_000 - REBALANCE_MS)  # the static member's session ends
+    assert driver.state() == GroupState.EMPTY
+    assert driver.generation() == generation + 1
+
+
 def test_leader_gets_the_member_list_and_followers_do_not() -> None:
     driver = Driver()
     _, first = driver.join_new(protocols=[(RANGE, b"a")])

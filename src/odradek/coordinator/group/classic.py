@@ -8,7 +8,9 @@ States, as Kafka names them:
     PreparingRebalance --nobody rejoined--> Empty;   Empty --deleted or offsets expired--> Dead
 
 A member is dynamic (the coordinator names it `client_id-uuid`) or static (`group.instance.id`;
-the coordinator maps the instance id to its current member id and fences older ones).
+the coordinator maps the instance id to its current member id and fences older ones). When a
+join phase ends, dynamic members that did not rejoin are removed; static ones stay in the new
+generation until their session ends, and the leader is always a member that rejoined.
 Callbacks parked on a member are how delayed JoinGroup and SyncGroup responses are delivered.
 """
 
@@ -125,6 +127,17 @@ class ClassicGroup:
             return False
         known = self.static_members.get(instance_id)
         return known is not None and known != member_id
+
+    def elect_joined_leader(self) -> bool:
+        """Make the leader a member that rejoined; False if no member has rejoined."""
+        leader = self.members.get(self.leader) if self.leader is not None else None
+        if leader is not None and leader.awaiting_join:
+            return True
+        for member in self.members.values():
+            if member.awaiting_join:
+                self.leader = member.member_id
+                return True
+        return False
 
     def all_members_joined(self) -> bool:
         return not self.pending_members and all(m.awaiting_join for m in self.members.values())

@@ -516,9 +516,20 @@ class GroupCoordinator:
     def _complete_join(self, group: ClassicGroup, now_ms: int) -> None:
         self.timers.cancel(("join", group.group_id, ""))
         group.in_initial_delay = False
-        for member in [m for m in group.members.values() if not m.awaiting_join]:
-            self.timers.cancel(("heartbeat", group.group_id, member.member_id))
-            group.remove(member.member_id)
+        # Dynamic members that did not rejoin are dropped. Static ones stay (KIP-345): a static
+        # member that is restarting keeps its place until its session times out, and comes back
+        # to the generation it missed with its member id.
+        for member in list(group.members.values()):
+            if not member.awaiting_join and member.group_instance_id is None:
+                self.timers.cancel(("heartbeat", group.group_id, member.member_id))
+                group.remove(member.member_id)
+        if group.members and not group.elect_joined_leader():
+            # Only static members that did not rejoin are left: wait for them to rejoin or for
+            # their sessions to end.
+            self.timers.schedule(
+                ("join", group.group_id, ""), now_ms + group.rebalance_timeout_ms()
+            )
+            return
         group.generation += 1
         if not group.members:
             group.protocol = None
@@ -531,8 +542,8 @@ class GroupCoordinator:
         for member in group.members.values():
             member.is_new = False
             callback, member.join_callback = member.join_callback, None
-            assert callback is not None
-            callback(self._join_result(group, member))
+            if callback is not None:
+                callback(self._join_result(group, member))
             self._schedule_heartbeat(group, member, now_ms)
         self.timers.schedule(
             ("sync", group.group_id, str(group.generation)), now_ms + group.rebalance_timeout_ms()
