@@ -706,6 +706,35 @@ def test_members_that_never_sync_are_removed_at_the_rebalance_timeout() -> None:
     assert driver.state() == GroupState.PREPARING_REBALANCE
 
 
+def test_member_that_never_syncs_is_removed_even_after_the_group_became_stable() -> None:
+    driver = Driver()
+    _, first = driver.join_new()
+    _, second = driver.join_new()
+    driver.complete(first, second)
+    leader, follower = first.value.member_id, second.value.member_id
+    generation = first.value.generation
+    driver.sync(leader, generation, {leader: b"L", follower: b"F"})
+    assert driver.state() == GroupState.STABLE
+    for _ in range(REBALANCE_MS // 5_000 - 1):  # the follower heartbeats but never syncs
+        driver.advance(5_000)
+        assert driver.heartbeat(follower, generation) == ErrorCode.NONE
+        driver.heartbeat(leader, generation)
+    driver.advance(5_000)
+    assert driver.members() == {leader}
+    assert driver.state() == GroupState.PREPARING_REBALANCE
+
+
+def test_once_every_member_synced_the_sync_timeout_is_off() -> None:
+    driver = Driver()
+    (leader, follower), generation = stable_group(driver, 2)
+    assert driver.core.timers.deadline(("sync", GROUP, str(generation))) is None
+    for _ in range(2 * REBALANCE_MS // 5_000):
+        driver.advance(5_000)
+        driver.heartbeat(leader, generation)
+        driver.heartbeat(follower, generation)
+    assert driver.members() == {leader, follower}
+
+
 # --- Heartbeat --------------------------------------------------------------------------------
 
 

@@ -80,6 +80,7 @@ class ClassicGroup:
     members: dict[str, Member] = field(default_factory=dict)
     static_members: dict[str, str] = field(default_factory=dict)  # instance id -> member id
     pending_members: set[str] = field(default_factory=set)  # told MEMBER_ID_REQUIRED
+    pending_sync_members: set[str] = field(default_factory=set)  # no SyncGroup this generation
     offsets: dict[tuple[str, int], OffsetValue] = field(default_factory=dict)
     in_initial_delay: bool = False
     initial_delay_remaining_ms: int = 0
@@ -107,6 +108,7 @@ class ClassicGroup:
         instance_id = member.group_instance_id
         if instance_id is not None and self.static_members.get(instance_id) == member_id:
             del self.static_members[instance_id]
+        self.pending_sync_members.discard(member_id)
         if self.leader == member_id:
             self.leader = next(iter(self.members), None)
         return member
@@ -120,6 +122,9 @@ class ClassicGroup:
         self.static_members[instance_id] = new_member_id
         if self.leader == old_id:
             self.leader = new_member_id
+        if old_id in self.pending_sync_members:  # the instance still owes its SyncGroup
+            self.pending_sync_members.discard(old_id)
+            self.pending_sync_members.add(new_member_id)
         return member
 
     def is_static_member_fenced(self, member_id: str, instance_id: str | None) -> bool:

@@ -470,7 +470,8 @@ class GroupCoordinator:
     def _prepare_rebalance(self, group: ClassicGroup, now_ms: int) -> None:
         if group.state == GroupState.COMPLETING_REBALANCE:
             self._reset_assignments(group, ErrorCode.REBALANCE_IN_PROGRESS, now_ms)
-        self.timers.cancel(("sync", group.group_id, ""))
+        group.pending_sync_members.clear()
+        self.timers.cancel(("sync", group.group_id, str(group.generation)))
         delay = self.config.initial_rebalance_delay_ms
         key = ("join", group.group_id, "")
         if group.state == GroupState.EMPTY and delay > 0:
@@ -545,6 +546,7 @@ class GroupCoordinator:
             if callback is not None:
                 callback(self._join_result(group, member))
             self._schedule_heartbeat(group, member, now_ms)
+        group.pending_sync_members = set(group.members)
         self.timers.schedule(
             ("sync", group.group_id, str(group.generation)), now_ms + group.rebalance_timeout_ms()
         )
@@ -610,6 +612,9 @@ class GroupCoordinator:
             return
         member = group.members[member_id]
         self._schedule_heartbeat(group, member, now_ms)
+        group.pending_sync_members.discard(member_id)
+        if not group.pending_sync_members:
+            self.timers.cancel(("sync", group.group_id, str(group.generation)))
         if group.state == GroupState.STABLE:
             respond(
                 SyncResult(ErrorCode.NONE, group.protocol_type, group.protocol, member.assignment)
@@ -634,7 +639,6 @@ class GroupCoordinator:
                 self._reset_assignments(group, _write_error_for_group(error), now_ms)
                 self._prepare_rebalance(group, now_ms)
                 return
-            self.timers.cancel(("sync", group.group_id, str(this_generation)))
             group.transition(GroupState.STABLE, now_ms)
             for other in group.members.values():
                 if other.sync_callback is not None:
@@ -649,10 +653,17 @@ class GroupCoordinator:
         self._store_group(group, now_ms, done)
 
     def _on_sync_timeout(self, group: ClassicGroup, generation: int, now_ms: int) -> None:
-        """Members that never sent SyncGroup in time are removed, and the group rebalances."""
-        if group.state != GroupState.COMPLETING_REBALANCE or group.generation != generation:
+        """Members that never sent SyncGroup for this generation are removed; rebalance.
+
+        This holds once the group is Stable too: a member the leader's SyncGroup did not wait
+        for must still come for its assignment within the rebalance timeout.
+        """
+        if group.generation != generation or group.state not in (
+            GroupState.COMPLETING_REBALANCE,
+            GroupState.STABLE,
+        ):
             return
-        laggards = [m.member_id for m in group.members.values() if m.sync_callback is None]
+        laggards = list(group.pending_sync_members)
         if not laggards:
             return
         for member_id in laggards:
