@@ -284,6 +284,11 @@ class Driver:
                 found.append(decoded[1])
         return found
 
+    def restart(self, config: GroupConfig | None = None) -> None:
+        """A new coordinator (with `config` if given) takes over from the durable records."""
+        self.config = config or self.config
+        self.core = self.reloaded()
+
     def reloaded(self) -> GroupCoordinator:
         """A fresh core that loaded every durable record, as a new coordinator does."""
         fresh = GroupCoordinator(self.config)
@@ -565,6 +570,45 @@ def test_group_max_size_refuses_members_beyond_it() -> None:
     box = driver.join()
     assert box.value == JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED)
     assert driver.state() == GroupState.STABLE
+
+
+def test_members_told_member_id_required_do_not_count_against_the_max_size() -> None:
+    driver = Driver(GroupConfig(max_size=2))
+    stable_group(driver, 1)
+    driver.join(client_id="gone")  # MEMBER_ID_REQUIRED, and never seen again
+    member_id, box = driver.join_new()
+    assert not box.done  # accepted: waiting for the rebalance it started
+    assert member_id in driver.members()
+
+
+def test_max_size_is_checked_again_when_a_pending_member_joins_with_its_id() -> None:
+    driver = Driver(GroupConfig(max_size=1))
+    first = driver.join().value.member_id  # an empty group tells everyone MEMBER_ID_REQUIRED
+    second = driver.join().value.member_id
+    driver.join(first)
+    refused = driver.join(second)
+    assert refused.value == JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED)
+    assert driver.members() == {first}
+    assert second not in driver.core.groups[GROUP].pending_members
+
+
+def test_group_over_a_lowered_max_size_rebalances_at_load_and_sheds_the_last_to_rejoin() -> None:
+    driver = Driver()
+    (a, b, c), generation = stable_group(driver, 3)
+    driver.restart(GroupConfig(max_size=2))
+    assert driver.state() == GroupState.PREPARING_REBALANCE
+    assert driver.heartbeat(c, generation) == ErrorCode.REBALANCE_IN_PROGRESS
+    first, second = driver.join(a), driver.join(b)
+    late = driver.join(c)
+    assert late.value == JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED)
+    assert first.value.generation == second.value.generation == generation + 1
+    assert driver.members() == {a, b}
+
+
+def test_static_member_replacing_itself_in_a_full_group_is_not_refused() -> None:
+    driver = Driver(GroupConfig(max_size=1))
+    stable_group(driver, 1, instances=["i"])
+    assert driver.join(instance="i").value.error == ErrorCode.NONE
 
 
 def test_empty_group_id_is_invalid() -> None:

@@ -209,10 +209,16 @@ class GroupCoordinator:
         group.state = GroupState.STABLE if group.members else GroupState.EMPTY
 
     def finish_loading(self, now_ms: int) -> None:
-        """Loaded members must heartbeat within their session timeout, or they are removed."""
+        """Loaded members must heartbeat within their session timeout, or they are removed.
+
+        A group loaded with more members than group.max.size (lowered since) rebalances, so
+        the members that rejoin last are refused.
+        """
         for group in self.groups.values():
             for member in group.members.values():
                 self._schedule_heartbeat(group, member, now_ms)
+            if len(group.members) > self.config.max_size:
+                self._prepare_rebalance(group, now_ms)
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -280,6 +286,10 @@ class GroupCoordinator:
         if group.state == GroupState.DEAD:
             respond(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, request.member_id))
             return
+        if not self._accepts_joining_member(group, request):
+            self._forget_refused_member(group, request.member_id, now_ms)
+            respond(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED))
+            return
         names = [name for name, _ in request.protocols]
         if not group.supports(request.protocol_type, names, request.member_id):
             respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
@@ -289,6 +299,40 @@ class GroupCoordinator:
             self._join_known_member(group, request, now_ms, respond)
         else:
             self._join_unknown_member(group, request, now_ms, respond)
+
+    def _accepts_joining_member(self, group: ClassicGroup, request: JoinRequest) -> bool:
+        """group.max.size, as Kafka's acceptJoiningMember applies it.
+
+        An empty group takes anyone. While preparing a rebalance, members already waiting are
+        kept and others come in while fewer than the maximum wait: counting waiting members,
+        not members, lets a group over a lowered maximum shed the last to rejoin. Otherwise
+        members come back and newcomers come in while the group is below the maximum. Members
+        told MEMBER_ID_REQUIRED do not count until they join with their id.
+        """
+        if group.state == GroupState.EMPTY:
+            return True
+        instance_id = request.group_instance_id
+        if (
+            not request.member_id
+            and instance_id is not None
+            and instance_id in group.static_members
+        ):
+            return True  # a static member replacing itself does not grow the group
+        member = group.members.get(request.member_id) if request.member_id else None
+        max_size = self.config.max_size
+        if group.state == GroupState.PREPARING_REBALANCE:
+            if member is not None and member.awaiting_join:
+                return True
+            return sum(m.awaiting_join for m in group.members.values()) < max_size
+        return member is not None or len(group.members) < max_size
+
+    def _forget_refused_member(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
+        if member_id in group.pending_members:
+            group.pending_members.discard(member_id)
+            self.timers.cancel(("pending", group.group_id, member_id))
+            self._maybe_complete_join(group, now_ms)
+        elif member_id in group.members:
+            self._remove_member(group, member_id, now_ms)
 
     def _join_unknown_member(
         self,
@@ -301,9 +345,6 @@ class GroupCoordinator:
         new_member_id = f"{request.client_id}-{uuid.uuid4()}"
         if instance_id is not None and instance_id in group.static_members:
             self._rejoin_static_member(group, request, new_member_id, now_ms, respond)
-            return
-        if len(group.members) + len(group.pending_members) >= self.config.max_size:
-            respond(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED))
             return
         if instance_id is None and request.require_known_member_id:
             group.pending_members.add(new_member_id)
