@@ -1034,6 +1034,18 @@ def test_commit_during_completing_rebalance_is_rebalance_in_progress() -> None:
     assert box.value == [ErrorCode.REBALANCE_IN_PROGRESS]
 
 
+def test_commit_during_completing_rebalance_checks_member_and_generation_first() -> None:
+    driver = Driver()
+    (leader,), generation = stable_group(driver, 1)
+    driver.join(leader)
+    assert driver.state() == GroupState.COMPLETING_REBALANCE
+    stale = driver.commit({("t", 0): 1}, generation=generation, member_id=leader)
+    assert stale.value == [ErrorCode.ILLEGAL_GENERATION]
+    unknown = driver.commit({("t", 0): 1}, generation=generation + 1, member_id="ghost")
+    assert unknown.value == [ErrorCode.UNKNOWN_MEMBER_ID]
+    assert driver.commit({("t", 0): 1}).value == [ErrorCode.UNKNOWN_MEMBER_ID]  # simple commit
+
+
 def test_commit_during_preparing_rebalance_with_the_current_generation_is_accepted() -> None:
     driver = Driver()
     (leader, follower), generation = stable_group(driver, 2)

@@ -818,12 +818,11 @@ class GroupCoordinator:
         if group.state == GroupState.DEAD:
             all_fail(ErrorCode.COORDINATOR_NOT_AVAILABLE)
             return
-        if group.is_static_member_fenced(member_id, group_instance_id):
-            all_fail(ErrorCode.FENCED_INSTANCE_ID)
-            return
         if not (generation < 0 and group.state == GroupState.EMPTY):
-            if group.state == GroupState.COMPLETING_REBALANCE:
-                all_fail(ErrorCode.REBALANCE_IN_PROGRESS)
+            # Who and which generation first, then the state: a zombie from an old generation
+            # must learn it is fenced (and rejoin) even while the group completes a rebalance.
+            if group.is_static_member_fenced(member_id, group_instance_id):
+                all_fail(ErrorCode.FENCED_INSTANCE_ID)
                 return
             member = group.members.get(member_id)
             if member is None:
@@ -831,6 +830,9 @@ class GroupCoordinator:
                 return
             if generation != group.generation:
                 all_fail(ErrorCode.ILLEGAL_GENERATION)
+                return
+            if group.state == GroupState.COMPLETING_REBALANCE:
+                all_fail(ErrorCode.REBALANCE_IN_PROGRESS)
                 return
             self._schedule_heartbeat(group, member, now_ms)
         errors: list[ErrorCode] = []
