@@ -974,12 +974,31 @@ def test_failed_write_of_a_static_rejoin_restores_the_old_member_id() -> None:
     driver = Driver()
     (old,), generation = stable_group(driver, 1, instances=["i"])
     driver.hold = True
-    box = driver.join(instance="i")
+    box = driver.join(instance="i", session_ms=20_000)
     driver.hold = False
     driver.release(ErrorCode.REQUEST_TIMED_OUT)
-    assert box.value.error == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert box.value == JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
     assert driver.members() == {old}
     assert driver.heartbeat(old, generation, instance="i") == ErrorCode.NONE
+    assert driver.core.groups[GROUP].members[old].session_timeout_ms == SESSION_MS
+    driver.advance(SESSION_MS)  # and the restored member's session runs: it is silent now
+    assert driver.state() == GroupState.EMPTY
+
+
+@pytest.mark.parametrize("version", [8, 9])
+def test_static_leader_rejoining_a_stable_group_learns_whether_it_leads(version: int) -> None:
+    driver = Driver()
+    (old, follower), generation = stable_group(driver, 2, instances=["i", None])
+    result = driver.join(instance="i", version=version).value
+    assert result.error == ErrorCode.NONE and result.generation == generation
+    if version >= 9:  # KIP-814: it leads (and watches metadata) but must not reassign
+        assert result.leader == result.member_id
+        assert result.skip_assignment
+        assert {m[0] for m in result.members} == {result.member_id, follower}
+    else:  # named the old leader id, it acts as a follower and syncs for its assignment
+        assert result.leader == old
+        assert not result.skip_assignment and result.members == ()
+    assert driver.core.groups[GROUP].leader == result.member_id
 
 
 # --- offsets ----------------------------------------------------------------------------------

@@ -404,7 +404,10 @@ class GroupCoordinator:
         """A static member came back with a new member id: the old id is fenced (KIP-345).
 
         In a stable group whose protocol would not change, the member keeps its assignment and
-        no rebalance happens; the new member id is persisted first.
+        no rebalance happens; the new member id is persisted first, and if that write fails the
+        old id stands again. A v9+ client that was the leader is told it leads but need not
+        assign (KIP-814), so it still watches for metadata changes; an older one is named the
+        old leader id, so it acts as a follower and asks for its stored assignment.
         """
         assert request.group_instance_id is not None
         instance_id = request.group_instance_id
@@ -428,6 +431,7 @@ class GroupCoordinator:
             else:
                 self._maybe_complete_join(group, now_ms)
             return
+        old_timeouts = (member.rebalance_timeout_ms, member.session_timeout_ms)
         member.protocols = request.protocols
         member.rebalance_timeout_ms = request.rebalance_timeout_ms
         member.session_timeout_ms = request.session_timeout_ms
@@ -440,14 +444,15 @@ class GroupCoordinator:
         def done(error: ErrorCode) -> None:
             if error != ErrorCode.NONE:
                 if group.static_members.get(instance_id) == new_member_id:
+                    # the old id, its settings and its session stand again
+                    self.timers.cancel(("heartbeat", group.group_id, new_member_id))
                     group.replace_static_member(instance_id, old_member_id)
                     member.protocols = old_protocols
-                respond(JoinResult(_write_error_for_group(error), new_member_id))
+                    member.rebalance_timeout_ms, member.session_timeout_ms = old_timeouts
+                    self._schedule_heartbeat(group, member, now_ms)
+                respond(JoinResult(_write_error_for_group(error)))
                 return
-            is_leader = group.leader == new_member_id
-            members: tuple[tuple[str, str | None, bytes], ...] = ()
-            if is_leader and request.version >= 9:
-                members = self._member_list(group)
+            skip_assignment = group.leader == new_member_id and request.version >= 9
             respond(
                 JoinResult(
                     ErrorCode.NONE,
@@ -455,9 +460,9 @@ class GroupCoordinator:
                     generation,
                     group.protocol_type,
                     group.protocol,
-                    current_leader,
-                    members,
-                    skip_assignment=is_leader and request.version >= 9,
+                    (group.leader or "") if request.version >= 9 else current_leader,
+                    self._member_list(group) if skip_assignment else (),
+                    skip_assignment=skip_assignment,
                 )
             )
 
