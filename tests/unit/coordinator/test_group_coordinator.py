@@ -1081,6 +1081,14 @@ def test_too_large_metadata_fails_only_its_partition() -> None:
     assert driver.commit({("t", 0): 1}, metadata="1234").value == [ErrorCode.NONE]
 
 
+def test_metadata_size_is_counted_in_java_chars_as_kafka_does() -> None:
+    driver = Driver(GroupConfig(offset_metadata_max_bytes=4))
+    assert driver.commit({("t", 0): 1}, metadata="ééé€").value == [ErrorCode.NONE]  # 9 bytes
+    assert driver.commit({("t", 0): 1}, metadata="é🙂é").value == [ErrorCode.NONE]  # 4 units
+    too_long = driver.commit({("t", 0): 1}, metadata="🙂🙂é")  # 5 UTF-16 units
+    assert too_long.value == [ErrorCode.OFFSET_METADATA_TOO_LARGE]
+
+
 def test_failed_commit_write_leaves_offsets_unchanged() -> None:
     driver = Driver()
     driver.commit({("t", 0): 1})

@@ -141,6 +141,12 @@ def _write_error_for_offsets(code: ErrorCode) -> ErrorCode:
     return _write_error_for_group(code)
 
 
+def _java_length(text: str) -> int:
+    """String.length() in Java: UTF-16 code units. Kafka checks offset.metadata.max.bytes
+    against it (not against UTF-8 bytes), so that is what a client's metadata must fit."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _offset_expired(value: OffsetValue, base_ms: int, retention_ms: int, now_ms: int) -> bool:
     if value.expire_timestamp >= 0:  # set explicitly by an OffsetCommit v1-v4 retention time
         return now_ms >= value.expire_timestamp
@@ -843,7 +849,7 @@ class GroupCoordinator:
         errors: list[ErrorCode] = []
         records: list[Record] = []
         for item in offsets:
-            if len(item.metadata.encode()) > self.config.offset_metadata_max_bytes:
+            if _java_length(item.metadata) > self.config.offset_metadata_max_bytes:
                 errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
                 continue
             errors.append(ErrorCode.NONE)
