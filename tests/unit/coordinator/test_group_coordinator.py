@@ -921,6 +921,14 @@ def test_leaving_member_parked_in_join_is_answered_unknown_member_id() -> None:
 # --- static membership (KIP-345) --------------------------------------------------------------
 
 
+def test_member_ids_are_named_after_the_instance_or_the_client() -> None:
+    driver = Driver()
+    assert driver.join(client_id="app").value.member_id.startswith("app-")
+    static = driver.join(client_id="app", instance="host-7")
+    driver.complete(static)
+    assert static.value.member_id.startswith("host-7-")
+
+
 def test_static_member_rejoining_a_stable_group_keeps_its_assignment_without_rebalance() -> None:
     driver = Driver()
     (leader, old), generation = stable_group(driver, 2, instances=[None, "i"])

@@ -7,8 +7,9 @@ States, as Kafka names them:
     Stable / CompletingRebalance --join with new metadata, leave, expiry--> PreparingRebalance
     PreparingRebalance --nobody rejoined--> Empty;   Empty --deleted or offsets expired--> Dead
 
-A member is dynamic (the coordinator names it `client_id-uuid`) or static (`group.instance.id`;
-the coordinator maps the instance id to its current member id and fences older ones). When a
+A member is dynamic (the coordinator names it `client_id-uuid`) or static (`group.instance.id`,
+named `instance_id-uuid`; the coordinator maps the instance id to its current member id and
+fences older ones). When a
 join phase ends, dynamic members that did not rejoin are removed; static ones stay in the new
 generation until their session ends, and the leader is always a member that rejoined.
 Callbacks parked on a member are how delayed JoinGroup and SyncGroup responses are delivered.

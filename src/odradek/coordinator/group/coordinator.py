@@ -348,7 +348,8 @@ class GroupCoordinator:
         respond: Callable[[JoinResult], None],
     ) -> None:
         instance_id = request.group_instance_id
-        new_member_id = f"{request.client_id}-{uuid.uuid4()}"
+        # Kafka names a static member after its instance, so tools show which one it is
+        new_member_id = f"{instance_id or request.client_id}-{uuid.uuid4()}"
         if instance_id is not None and instance_id in group.static_members:
             self._rejoin_static_member(group, request, new_member_id, now_ms, respond)
             return
