@@ -614,6 +614,10 @@ def test_static_member_replacing_itself_in_a_full_group_is_not_refused() -> None
 def test_empty_group_id_is_invalid() -> None:
     driver = Driver()
     assert driver.join(group="").value.error == ErrorCode.INVALID_GROUP_ID
+    assert driver.sync("m", 1, group="").value.error == ErrorCode.INVALID_GROUP_ID
+    assert driver.heartbeat("m", 1, group="") == ErrorCode.INVALID_GROUP_ID
+    assert driver.leave(("m", None), group="") == (ErrorCode.INVALID_GROUP_ID, [])
+    assert driver.commit({("t", 0): 1}, group="").value == [ErrorCode.INVALID_GROUP_ID]
 
 
 def test_join_with_a_member_id_the_group_does_not_know_is_unknown_member_id() -> None:

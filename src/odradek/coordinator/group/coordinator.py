@@ -636,6 +636,9 @@ class GroupCoordinator:
         now_ms: int,
         respond: Callable[[SyncResult], None],
     ) -> None:
+        if not group_id:
+            respond(SyncResult(ErrorCode.INVALID_GROUP_ID))
+            return
         group = self.groups.get(group_id)
         if group is None or (
             member_id not in group.members
@@ -734,6 +737,8 @@ class GroupCoordinator:
         group_instance_id: str | None,
         now_ms: int,
     ) -> ErrorCode:
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -755,6 +760,8 @@ class GroupCoordinator:
         self, group_id: str, leaving: list[tuple[str, str | None]], now_ms: int
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         """Remove members given as (member id, group instance id): (group error, per member)."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, []
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID] * len(leaving)
