@@ -551,6 +551,15 @@ def test_inconsistent_group_protocol(
     assert driver.state() == GroupState.STABLE
 
 
+def test_the_only_member_may_change_protocols_but_not_the_protocol_type() -> None:
+    driver = Driver()
+    (member,), _ = stable_group(driver, 1)
+    other_type = driver.join(member, protocol_type="connect")
+    assert other_type.value.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    switched = driver.join(member, protocols=[("sticky", b"")])
+    assert switched.value.error == ErrorCode.NONE and switched.value.protocol == "sticky"
+
+
 def test_an_empty_group_refuses_a_member_without_protocols() -> None:
     driver = Driver()
     assert driver.join(protocols=[]).value.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL

@@ -164,14 +164,19 @@ class ClassicGroup:
         return common
 
     def supports(self, protocol_type: str, protocols: list[str], member_id: str = "") -> bool:
-        """Can a member with these protocols join? An empty group takes any non-empty set."""
+        """Can a member with these protocols join? An empty group takes any non-empty set.
+
+        A group with members keeps its protocol type, even for its only member rejoining. That
+        member's own protocols do not count (Kafka's do): a group's sole member may switch to
+        protocols it did not offer before, as every member could if they rejoined together.
+        """
         if not protocol_type or not protocols:
             return False
-        others = [m for mid, m in self.members.items() if mid != member_id]
-        if not others:
+        if not self.members:
             return True
         if self.protocol_type != protocol_type:
             return False
+        others = [m for mid, m in self.members.items() if mid != member_id]
         return any(all(name in m.protocol_names() for m in others) for name in protocols)
 
     def select_protocol(self) -> str:
