@@ -35,6 +35,7 @@ from odradek.coordinator.group.records import (
     OffsetValue,
     decode,
     encode_key,
+    encode_value,
 )
 
 T = TypeVar("T")
@@ -43,6 +44,7 @@ RANGE = "range"
 SESSION_MS = 10_000
 REBALANCE_MS = 30_000
 DELAY_MS = 3_000
+RETENTION_MS = 60_000
 
 
 # --- consumer protocol bytes, built by hand ---------------------------------------------------
@@ -1189,6 +1191,21 @@ def test_replay_applies_tombstones() -> None:
     assert GROUP not in driver.reloaded().groups
 
 
+def test_group_record_without_protocol_type_loads_as_a_simple_group() -> None:
+    driver = Driver(GroupConfig(offsets_retention_ms=RETENTION_MS))
+    created = driver.now
+    # what Kafka writes when a JoinGroup creates a group: no protocol type, no members
+    empty = GroupValue("", 0, None, None, created, ())
+    driver.log.append((encode_key(GroupKey(GROUP)), encode_value(empty)))
+    driver.advance(RETENTION_MS)
+    driver.commit({("t", 0): 1})  # committed long after the group record's timestamp
+    driver.restart()
+    assert driver.core.groups[GROUP].protocol_type is None
+    driver.core.expire_offsets(driver.now)
+    driver.settle()
+    assert driver.committed() == {("t", 0): 1}  # by commit time: not expired yet
+
+
 def test_replay_ignores_kafka_4_record_types() -> None:
     core = GroupCoordinator()
     key = struct.pack(">h", 3) + _string(GROUP)  # consumer group metadata (KIP-848)
@@ -1276,8 +1293,6 @@ def test_offset_delete_in_an_empty_group_deletes_anything() -> None:
 
 
 # --- offset expiry (KIP-211) ------------------------------------------------------------------
-
-RETENTION_MS = 60_000
 
 
 def test_empty_group_offsets_expire_retention_after_the_group_became_empty() -> None:

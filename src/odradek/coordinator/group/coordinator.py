@@ -187,7 +187,9 @@ class GroupCoordinator:
         assert isinstance(record_value, GroupValue)
         group = self.groups.get(record_key.group) or ClassicGroup(record_key.group)
         self.groups[record_key.group] = group
-        group.protocol_type = record_value.protocol_type
+        # Kafka writes "" for a group that has no protocol type yet (a new or simple group);
+        # such a group expires its offsets by commit time, like one that never had members.
+        group.protocol_type = record_value.protocol_type or None
         group.generation = record_value.generation
         group.protocol = record_value.protocol
         group.leader = record_value.leader
