@@ -1284,6 +1284,15 @@ def test_offset_delete_in_a_non_consumer_group_with_members_is_non_empty_group()
     assert driver.delete_offsets([("t", 0)]).value == (ErrorCode.NON_EMPTY_GROUP, [])
 
 
+def test_offset_delete_in_a_consumer_group_with_unreadable_subscriptions_refuses_all() -> None:
+    driver = Driver(GroupConfig(initial_rebalance_delay_ms=0))
+    driver.commit({("t", 0): 1})
+    driver.join_new(protocols=[(RANGE, b"\x00")])  # not a consumer protocol subscription
+    box = driver.delete_offsets([("t", 0)])
+    assert box.value == (ErrorCode.NONE, [ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC])
+    assert driver.committed() == {("t", 0): 1}
+
+
 def test_offset_delete_in_an_empty_group_deletes_anything() -> None:
     driver = Driver()
     driver.commit({("t", 0): 1})

@@ -25,7 +25,12 @@ from typing import Any
 from odradek.common.config import INT_MAX
 from odradek.common.errors import ErrorCode
 from odradek.common.timers import Timers
-from odradek.coordinator.group.classic import ClassicGroup, GroupState, Member
+from odradek.coordinator.group.classic import (
+    CONSUMER_PROTOCOL_TYPE,
+    ClassicGroup,
+    GroupState,
+    Member,
+)
 from odradek.coordinator.group.records import (
     GroupKey,
     GroupValue,
@@ -912,22 +917,25 @@ class GroupCoordinator:
         now_ms: int,
         respond: Callable[[ErrorCode, list[ErrorCode]], None],
     ) -> None:
-        """OffsetDelete: refused for topics the (non-empty) group still subscribes to."""
+        """OffsetDelete: refused for topics the (non-empty) group still subscribes to.
+
+        A non-empty group that does not speak the consumer protocol is NON_EMPTY_GROUP; a
+        consumer group whose subscriptions cannot be read counts as subscribed to every topic.
+        """
         group = self.groups.get(group_id)
         if group is None or group.state == GroupState.DEAD:
             respond(ErrorCode.GROUP_ID_NOT_FOUND, [])
             return
-        subscribed: set[str] = set()
+        subscribed: set[str] | None = set()
         if group.state != GroupState.EMPTY:
-            topics = group.subscribed_topics()
-            if topics is None:
+            if group.protocol_type != CONSUMER_PROTOCOL_TYPE:
                 respond(ErrorCode.NON_EMPTY_GROUP, [])
                 return
-            subscribed = topics
+            subscribed = group.subscribed_topics()
         errors: list[ErrorCode] = []
         records: list[Record] = []
         for topic, partition in partitions:
-            if topic in subscribed:
+            if subscribed is None or topic in subscribed:
                 errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
                 continue
             errors.append(ErrorCode.NONE)
