@@ -1389,6 +1389,37 @@ def test_no_offsets_expire_while_a_group_rebalances() -> None:
     assert driver.committed() == {("t", 0): 1}
 
 
+def test_expiry_does_not_delete_a_group_while_a_commit_to_it_is_being_written() -> None:
+    driver = Driver(GroupConfig(offsets_retention_ms=RETENTION_MS))
+    driver.commit({("t", 0): 1})
+    driver.advance(RETENTION_MS)
+    driver.hold = True
+    box = driver.commit({("t", 1): 2})  # acknowledged once durable
+    driver.core.expire_offsets(driver.now)  # runs while that write is in flight
+    driver.settle()
+    driver.hold = False
+    driver.release()
+    assert box.value == [ErrorCode.NONE]
+    assert driver.committed() == {("t", 1): 2}  # the expired one went, the group stays
+    assert driver.state() == GroupState.EMPTY
+    assert driver.reloaded().fetch_offsets(GROUP, None) == [CommittedOffset("t", 1, 2, 5, "")]
+
+
+def test_expiry_leaves_an_offset_alone_while_a_new_commit_of_it_is_being_written() -> None:
+    driver = Driver(GroupConfig(offsets_retention_ms=RETENTION_MS))
+    driver.commit({("t", 0): 1, ("t", 1): 1})
+    driver.advance(RETENTION_MS)
+    driver.hold = True
+    box = driver.commit({("t", 0): 2})
+    driver.core.expire_offsets(driver.now)
+    driver.settle()
+    driver.hold = False
+    driver.release()
+    assert box.value == [ErrorCode.NONE]
+    assert driver.committed() == {("t", 0): 2}
+    assert driver.reloaded().fetch_offsets(GROUP, None) == [CommittedOffset("t", 0, 2, 5, "")]
+
+
 # --- describe and list ------------------------------------------------------------------------
 
 

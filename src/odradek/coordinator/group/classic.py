@@ -83,6 +83,7 @@ class ClassicGroup:
     pending_members: set[str] = field(default_factory=set)  # told MEMBER_ID_REQUIRED
     pending_sync_members: set[str] = field(default_factory=set)  # no SyncGroup this generation
     offsets: dict[tuple[str, int], OffsetValue] = field(default_factory=dict)
+    offsets_in_flight: dict[tuple[str, int], int] = field(default_factory=dict)  # commits
     in_initial_delay: bool = False
     initial_delay_remaining_ms: int = 0
     joined_during_delay: bool = False

@@ -878,8 +878,21 @@ class GroupCoordinator:
         if not records:
             respond(errors)
             return
+        # Until replayed, these offsets are invisible to expiry; it must not drop them or the
+        # group under them (the commit's record is appended first, the tombstones after).
+        in_flight = [
+            (item.topic, item.partition)
+            for item, code in zip(offsets, errors, strict=True)
+            if code == ErrorCode.NONE
+        ]
+        for position in in_flight:
+            group.offsets_in_flight[position] = group.offsets_in_flight.get(position, 0) + 1
 
         def done(error: ErrorCode) -> None:
+            for position in in_flight:
+                left = group.offsets_in_flight.pop(position) - 1
+                if left:
+                    group.offsets_in_flight[position] = left
             if error == ErrorCode.NONE:
                 for key, value in records:
                     self.replay(key, value)
@@ -977,22 +990,30 @@ class GroupCoordinator:
                         if from_state_change
                         else (value.commit_timestamp)
                     )
-                    if _offset_expired(value, base, retention, now_ms):
+                    if position not in group.offsets_in_flight and _offset_expired(
+                        value, base, retention, now_ms
+                    ):
                         expired.append(position)
             elif group.state == GroupState.STABLE:
                 subscribed = group.subscribed_topics()
                 if subscribed is None:
                     continue
                 for position, value in group.offsets.items():
-                    if position[0] not in subscribed and _offset_expired(
-                        value, value.commit_timestamp, retention, now_ms
+                    if (
+                        position[0] not in subscribed
+                        and position not in group.offsets_in_flight
+                        and _offset_expired(value, value.commit_timestamp, retention, now_ms)
                     ):
                         expired.append(position)
             records: list[Record] = [
                 (encode_key(OffsetKey(group.group_id, topic, partition)), None)
                 for topic, partition in expired
             ]
-            drop_group = group.state == GroupState.EMPTY and len(expired) == len(group.offsets)
+            drop_group = (
+                group.state == GroupState.EMPTY
+                and len(expired) == len(group.offsets)
+                and not group.offsets_in_flight
+            )
             if drop_group:
                 group.transition(GroupState.DEAD, now_ms)
                 records.append((encode_key(GroupKey(group.group_id)), None))
