@@ -1364,6 +1364,28 @@ def test_group_is_removed_when_its_last_offset_expires() -> None:
     ]
 
 
+@pytest.mark.parametrize("deletion", ["expiry", "delete_groups"])
+def test_a_failed_deletion_leaves_the_time_the_group_became_empty(deletion: str) -> None:
+    driver = Driver(GroupConfig(offsets_retention_ms=RETENTION_MS))
+    (leader,), generation = stable_group(driver, 1)
+    driver.commit({("t", 0): 1}, generation=generation, member_id=leader)
+    driver.leave((leader, None))
+    driver.advance(RETENTION_MS // 2)
+    driver.fail_with = ErrorCode.NOT_ENOUGH_REPLICAS
+    if deletion == "expiry":
+        driver.advance(RETENTION_MS // 2)
+        driver.core.expire_offsets(driver.now)
+        driver.settle()
+    else:
+        assert driver.delete_groups(GROUP).value == [ErrorCode.COORDINATOR_NOT_AVAILABLE]
+        driver.advance(RETENTION_MS // 2)
+    assert driver.state() == GroupState.EMPTY
+    driver.fail_with = None
+    driver.core.expire_offsets(driver.now)  # retention after it became empty, not after the try
+    driver.settle()
+    assert driver.state() is None
+
+
 def test_stable_group_expires_only_offsets_of_topics_nobody_subscribes_to() -> None:
     driver = Driver(GroupConfig(offsets_retention_ms=RETENTION_MS, initial_rebalance_delay_ms=0))
     member_id, box = driver.join_new(protocols=[(RANGE, subscription("live"))])

@@ -1015,7 +1015,7 @@ class GroupCoordinator:
                 and not group.offsets_in_flight
             )
             if drop_group:
-                group.transition(GroupState.DEAD, now_ms)
+                group.state = GroupState.DEAD  # not transition(): a failed write undoes this
                 records.append((encode_key(GroupKey(group.group_id)), None))
             if records:
                 self._write(group.group_id, records, self._replayer(group, records))
@@ -1070,7 +1070,7 @@ class GroupCoordinator:
                     for topic, partition in group.offsets
                 ]
                 records.append((encode_key(GroupKey(group_id)), None))
-                group.transition(GroupState.DEAD, now_ms)
+                group.state = GroupState.DEAD  # not transition(): a failed write undoes this
                 pending.append((index, group, records))
         if not pending:
             respond(errors)
