@@ -577,13 +577,7 @@ class GroupCoordinator:
     def _complete_join(self, group: ClassicGroup, now_ms: int) -> None:
         self.timers.cancel(("join", group.group_id, ""))
         group.in_initial_delay = False
-        # Dynamic members that did not rejoin are dropped. Static ones stay (KIP-345): a static
-        # member that is restarting keeps its place until its session times out, and comes back
-        # to the generation it missed with its member id.
-        for member in list(group.members.values()):
-            if not member.awaiting_join and member.group_instance_id is None:
-                self.timers.cancel(("heartbeat", group.group_id, member.member_id))
-                group.remove(member.member_id)
+        self._drop_members_that_did_not_rejoin(group)
         if group.members and not group.elect_joined_leader():
             # Only static members that did not rejoin are left: wait for them to rejoin or for
             # their sessions to end.
@@ -610,6 +604,14 @@ class GroupCoordinator:
         self.timers.schedule(
             ("sync", group.group_id, str(group.generation)), now_ms + group.rebalance_timeout_ms()
         )
+
+    def _drop_members_that_did_not_rejoin(self, group: ClassicGroup) -> None:
+        """Dynamic ones. Static ones stay (KIP-345): a static member that is restarting keeps
+        its place until its session times out, and comes back to the generation it missed."""
+        for member in list(group.members.values()):
+            if not member.awaiting_join and member.group_instance_id is None:
+                self.timers.cancel(("heartbeat", group.group_id, member.member_id))
+                group.remove(member.member_id)
 
     def _join_result(self, group: ClassicGroup, member: Member) -> JoinResult:
         is_leader = member.member_id == group.leader
