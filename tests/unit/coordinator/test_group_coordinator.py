@@ -700,6 +700,26 @@ def test_leader_assignment_is_answered_only_once_the_group_record_is_durable() -
     assert [(m.member_id, m.assignment) for m in record.members] == [(leader, b"L")]
 
 
+def test_sessions_renewed_when_a_slow_assignment_write_lands_count_from_then() -> None:
+    driver = Driver()
+    _, first = driver.join_new()
+    _, second = driver.join_new()
+    driver.complete(first, second)
+    leader, follower = first.value.member_id, second.value.member_id
+    generation = first.value.generation
+    driver.hold = True
+    driver.sync(leader, generation, {leader: b"L", follower: b"F"})
+    waiting = driver.sync(follower, generation)
+    for _ in range(3):  # the write takes 9 s; the follower heartbeats meanwhile
+        driver.advance(3_000)
+        assert driver.heartbeat(follower, generation) == ErrorCode.NONE
+    driver.hold = False
+    driver.release()
+    assert waiting.value.assignment == b"F"
+    driver.advance(SESSION_MS - 1)  # counted from the write's completion, not from the sync
+    assert driver.members() == {leader, follower}
+
+
 def test_sync_with_another_generation_is_illegal_generation() -> None:
     driver = Driver()
     (leader,), generation = stable_group(driver, 1)

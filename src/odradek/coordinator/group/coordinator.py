@@ -164,6 +164,13 @@ class GroupCoordinator:
         self.groups: dict[str, ClassicGroup] = {}
         self.writes: list[Write] = []
         self.timers: Timers[TimerKey] = Timers()
+        # The latest now_ms any entry point was given. A write's on_done comes without a time,
+        # so what it does (a session to renew, a state to enter) happens at this instant rather
+        # than at the time of the request that queued the write, which may be long past.
+        self.latest_ms = 0
+
+    def _seen(self, now_ms: int) -> None:
+        self.latest_ms = max(self.latest_ms, now_ms)
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -227,6 +234,7 @@ class GroupCoordinator:
         A group loaded with more members than group.max.size (lowered since) rebalances, so
         the members that rejoin last are refused.
         """
+        self._seen(now_ms)
         for group in self.groups.values():
             for member in group.members.values():
                 self._schedule_heartbeat(group, member, now_ms)
@@ -239,6 +247,7 @@ class GroupCoordinator:
         return self.timers.next_deadline()
 
     def poll(self, now_ms: int) -> None:
+        self._seen(now_ms)
         # One key at a time: a handler may reschedule a timer that is due in this same poll
         # (completing a join reschedules every member's session), and that one must not fire.
         while (key := self.timers.pop_expired(now_ms)) is not None:
@@ -279,6 +288,7 @@ class GroupCoordinator:
     def join_group(
         self, request: JoinRequest, now_ms: int, respond: Callable[[JoinResult], None]
     ) -> None:
+        self._seen(now_ms)
         if not request.group_id:
             respond(JoinResult(ErrorCode.INVALID_GROUP_ID, request.member_id))
             return
@@ -463,7 +473,7 @@ class GroupCoordinator:
                     group.replace_static_member(instance_id, old_member_id)
                     member.protocols = old_protocols
                     member.rebalance_timeout_ms, member.session_timeout_ms = old_timeouts
-                    self._schedule_heartbeat(group, member, now_ms)
+                    self._schedule_heartbeat(group, member, self.latest_ms)
                 respond(JoinResult(_write_error_for_group(error)))
                 return
             skip_assignment = group.leader == new_member_id and request.version >= 9
@@ -645,6 +655,7 @@ class GroupCoordinator:
         now_ms: int,
         respond: Callable[[SyncResult], None],
     ) -> None:
+        self._seen(now_ms)
         if not group_id:
             respond(SyncResult(ErrorCode.INVALID_GROUP_ID))
             return
@@ -700,6 +711,7 @@ class GroupCoordinator:
                 group.generation != this_generation
             ):
                 return
+            now_ms = self.latest_ms
             if error != ErrorCode.NONE:
                 self._reset_assignments(group, _write_error_for_group(error), now_ms)
                 self._prepare_rebalance(group, now_ms)
@@ -746,6 +758,7 @@ class GroupCoordinator:
         group_instance_id: str | None,
         now_ms: int,
     ) -> ErrorCode:
+        self._seen(now_ms)
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
         group = self.groups.get(group_id)
@@ -769,6 +782,7 @@ class GroupCoordinator:
         self, group_id: str, leaving: list[tuple[str, str | None]], now_ms: int
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         """Remove members given as (member id, group instance id): (group error, per member)."""
+        self._seen(now_ms)
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID, []
         group = self.groups.get(group_id)
@@ -830,6 +844,7 @@ class GroupCoordinator:
 
         `retention_ms` (OffsetCommit v2-v4) sets an explicit expiry; -1 uses the broker's.
         """
+        self._seen(now_ms)
 
         def all_fail(code: ErrorCode) -> None:
             respond([code] * len(offsets))
@@ -937,6 +952,7 @@ class GroupCoordinator:
         A non-empty group that does not speak the consumer protocol is NON_EMPTY_GROUP; a
         consumer group whose subscriptions cannot be read counts as subscribed to every topic.
         """
+        self._seen(now_ms)
         group = self.groups.get(group_id)
         if group is None or group.state == GroupState.DEAD:
             respond(ErrorCode.GROUP_ID_NOT_FOUND, [])
@@ -977,6 +993,7 @@ class GroupCoordinator:
         a group without group management (no generation) counts from each commit. Offsets of
         topics a live consumer group no longer subscribes to count from their commit.
         """
+        self._seen(now_ms)
         retention = self.config.offsets_retention_ms
         for group in list(self.groups.values()):
             if group.state == GroupState.DEAD:
@@ -1055,6 +1072,7 @@ class GroupCoordinator:
     def delete_groups(
         self, group_ids: list[str], now_ms: int, respond: Callable[[list[ErrorCode]], None]
     ) -> None:
+        self._seen(now_ms)
         errors: list[ErrorCode] = []
         pending: list[tuple[int, ClassicGroup, list[Record]]] = []
         for index, group_id in enumerate(group_ids):
