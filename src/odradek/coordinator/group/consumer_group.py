@@ -15,10 +15,12 @@ Group states, derived as Kafka derives them:
     Assigning    group epoch > assignment epoch: a new target assignment is due
     Reconciling  some member has not reached the assignment epoch, or is not STABLE
     Stable       every member is STABLE at the assignment epoch
-    Dead         only in describe answers for groups that are gone (Kafka's name)
+    Dead         Kafka's name for a group being unloaded or deleted; never derived here, and
+                 ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for a group that is gone
 
 A member with epoch -2 is a static member that left for a while (it keeps its partitions and
-its target until its session expires or its instance id joins again under a new member id).
+its target until its session expires or its instance id joins again, under a new member id
+or its own).
 
 Subscriptions to a regular expression (ConsumerGroupHeartbeat v1's SubscribedTopicRegex) are
 not supported: the field is kept in the records for compatibility and always None here.

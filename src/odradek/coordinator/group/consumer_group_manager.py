@@ -195,7 +195,7 @@ class ConsumerGroupManager:
         group.replay(record)
 
     def finish_loading(self, now_ms: int) -> None:
-        """After a load, every member has a session timeout again, and revokers their deadline."""
+        """After a load, every member gets a new session and a revoking member a new deadline."""
         for group in self.groups.values():
             for member in group.members.values():
                 self.timers.schedule(
