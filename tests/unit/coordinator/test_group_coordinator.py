@@ -1028,6 +1028,31 @@ def test_failed_write_of_a_static_rejoin_restores_the_old_member_id() -> None:
     assert driver.state() == GroupState.EMPTY
 
 
+def test_static_rejoin_waiting_for_its_write_outlives_its_session() -> None:
+    driver = Driver()
+    stable_group(driver, 1, instances=["i"])
+    driver.hold = True
+    box = driver.join(instance="i")
+    driver.advance(2 * SESSION_MS)  # the write is slow; the member cannot heartbeat yet
+    assert len(driver.members()) == 1
+    driver.hold = False
+    driver.release()
+    assert box.value.error == ErrorCode.NONE
+    assert driver.members() == {box.value.member_id}
+
+
+def test_static_member_removed_while_its_rejoin_is_written_is_told_at_once() -> None:
+    driver = Driver()
+    stable_group(driver, 2, instances=[None, "i"])
+    driver.hold = True
+    box = driver.join(instance="i")
+    assert driver.leave(("", "i")) == (ErrorCode.NONE, [ErrorCode.NONE])  # an operator
+    assert box.value == JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, box.value.member_id)
+    driver.hold = False
+    driver.release()
+    assert len(box.results) == 1  # the write's completion does not answer a second time
+
+
 @pytest.mark.parametrize("version", [8, 9])
 def test_static_leader_rejoining_a_stable_group_learns_whether_it_leads(version: int) -> None:
     driver = Driver()

@@ -464,8 +464,15 @@ class GroupCoordinator:
             self._prepare_rebalance(group, now_ms)
             return
         generation = group.generation
+        # Until the new id is durable the member waits in the join phase, as in Kafka: its
+        # session is satisfied meanwhile, and a removal, a fencing or a rebalance that completes
+        # first answers it instead.
+        member.join_callback = respond
 
         def done(error: ErrorCode) -> None:
+            if member.join_callback is not respond:
+                return  # answered meanwhile
+            member.join_callback = None
             if error != ErrorCode.NONE:
                 if group.static_members.get(instance_id) == new_member_id:
                     # the old id, its settings and its session stand again
@@ -819,9 +826,11 @@ class GroupCoordinator:
         if member is None:
             return
         if member.join_callback is not None:
-            member.join_callback(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+            callback, member.join_callback = member.join_callback, None
+            callback(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
         if member.sync_callback is not None:
-            member.sync_callback(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+            callback, member.sync_callback = member.sync_callback, None
+            callback(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
         if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
             self._prepare_rebalance(group, now_ms)
         elif group.state == GroupState.PREPARING_REBALANCE:
