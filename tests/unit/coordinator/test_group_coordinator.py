@@ -1028,6 +1028,19 @@ def test_failed_write_of_a_static_rejoin_restores_the_old_member_id() -> None:
     assert driver.state() == GroupState.EMPTY
 
 
+def test_static_member_replaced_during_its_first_join_waits_like_a_known_member() -> None:
+    driver = Driver(GroupConfig(initial_rebalance_delay_ms=0))
+    (leader,), generation = stable_group(driver, 1)
+    first = driver.join(instance="i")  # new: starts a rebalance the leader is slow to join
+    second = driver.join(instance="i")  # its process restarted: replaces the first
+    assert first.value.error == ErrorCode.FENCED_INSTANCE_ID
+    for _ in range(REBALANCE_MS // 5_000):  # the leader heartbeats; the static member waits
+        driver.advance(5_000)
+        driver.heartbeat(leader, generation)
+    assert second.value.error == ErrorCode.NONE  # the rebalance timeout, not its session
+    assert second.value.member_id in driver.members()
+
+
 def test_static_rejoin_waiting_for_its_write_outlives_its_session() -> None:
     driver = Driver()
     stable_group(driver, 1, instances=["i"])

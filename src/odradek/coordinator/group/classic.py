@@ -120,6 +120,7 @@ class ClassicGroup:
         old_id = self.static_members[instance_id]
         member = self.members.pop(old_id)
         member.member_id = new_member_id
+        member.is_new = False  # Kafka replaces it with a fresh, not new, member
         self.members[new_member_id] = member
         self.static_members[instance_id] = new_member_id
         if self.leader == old_id:
