@@ -1182,6 +1182,18 @@ def test_failed_commit_write_leaves_offsets_unchanged() -> None:
     assert driver.committed() == {("t", 0): 1}
 
 
+def test_a_simple_commit_that_stores_nothing_leaves_no_group_behind() -> None:
+    driver = Driver(GroupConfig(offset_metadata_max_bytes=1))
+    driver.fail_with = ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert driver.commit({("t", 0): 1}).value == [ErrorCode.NOT_COORDINATOR]
+    driver.fail_with = None
+    assert driver.commit({("t", 0): 1}, metadata="xx").value == [
+        ErrorCode.OFFSET_METADATA_TOO_LARGE
+    ]
+    assert driver.state() is None
+    assert driver.core.list_groups() == []
+
+
 def test_commit_is_visible_only_once_durable() -> None:
     driver = Driver()
     driver.hold = True

@@ -866,7 +866,9 @@ class GroupCoordinator:
             if generation >= 0:
                 all_fail(ErrorCode.ILLEGAL_GENERATION)
                 return
-            group = self.groups[group_id] = ClassicGroup(group_id, current_state_timestamp=now_ms)
+            # A simple group (no members, no generation) exists once its first offsets are
+            # replayed; a commit that writes nothing, or fails, leaves no empty group behind.
+            group = ClassicGroup(group_id, current_state_timestamp=now_ms)
         if group.state == GroupState.DEAD:
             all_fail(ErrorCode.COORDINATOR_NOT_AVAILABLE)
             return
