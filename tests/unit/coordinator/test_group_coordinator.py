@@ -867,6 +867,20 @@ def test_heartbeat_to_a_group_being_deleted_is_coordinator_not_available() -> No
     assert driver.heartbeat("m", -1) == ErrorCode.COORDINATOR_NOT_AVAILABLE
 
 
+def test_a_group_being_deleted_refuses_everything_with_coordinator_not_available() -> None:
+    driver = Driver()
+    driver.commit({("t", 0): 1})
+    driver.hold = True
+    driver.delete_groups(GROUP)
+    unavailable = ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert driver.join().value.error == unavailable
+    assert driver.sync("m", 0).value.error == unavailable
+    assert driver.leave(("m", None)) == (unavailable, [])
+    assert driver.commit({("t", 0): 2}).value == [unavailable]
+    assert driver.delete_offsets([("t", 0)]).value == (ErrorCode.GROUP_ID_NOT_FOUND, [])
+    assert driver.delete_groups(GROUP).value == [ErrorCode.GROUP_ID_NOT_FOUND]
+
+
 def test_session_expiry_removes_the_member_and_rebalances() -> None:
     driver = Driver()
     (leader, follower), generation = stable_group(driver, 2)

@@ -667,14 +667,14 @@ class GroupCoordinator:
             respond(SyncResult(ErrorCode.INVALID_GROUP_ID))
             return
         group = self.groups.get(group_id)
+        if group is not None and group.state == GroupState.DEAD:
+            respond(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+            return
         if group is None or (
             member_id not in group.members
             and not group.is_static_member_fenced(member_id, group_instance_id)
         ):
             respond(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
-            return
-        if group.state == GroupState.DEAD:
-            respond(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
             return
         if group.is_static_member_fenced(member_id, group_instance_id):
             respond(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
