@@ -4,14 +4,16 @@ States, as Kafka names them:
 
     Empty --join--> PreparingRebalance --all joined / rebalance timeout--> CompletingRebalance
     CompletingRebalance --leader's SyncGroup written--> Stable
-    Stable / CompletingRebalance --join with new metadata, leave, expiry--> PreparingRebalance
-    PreparingRebalance --nobody rejoined--> Empty;   Empty --deleted or offsets expired--> Dead
+    Stable / CompletingRebalance --join with new metadata, leave, expiry,
+                                   a member that never synced--> PreparingRebalance
+    PreparingRebalance --no member left--> Empty;   Empty --deleted or offsets expired--> Dead
 
 A member is dynamic (the coordinator names it `client_id-uuid`) or static (`group.instance.id`,
 named `instance_id-uuid`; the coordinator maps the instance id to its current member id and
-fences older ones). When a
-join phase ends, dynamic members that did not rejoin are removed; static ones stay in the new
-generation until their session ends, and the leader is always a member that rejoined.
+fences older ones). When a join phase ends, dynamic members that did not rejoin are removed;
+static ones stay in the new generation until their session ends, and the leader is always a
+member that rejoined. Every member of the new generation must then send SyncGroup within the
+rebalance timeout, even after the leader's SyncGroup made the group Stable.
 Callbacks parked on a member are how delayed JoinGroup and SyncGroup responses are delivered.
 """
 
