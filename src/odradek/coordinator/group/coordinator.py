@@ -8,8 +8,11 @@ how the state is rebuilt at load). Membership is the exception, as in Kafka: it 
 and the coordinator persists a snapshot of it (the group metadata record) at the end of each
 rebalance, which is what a restarted coordinator loads.
 
-Timers (`poll`) fire session timeouts, rebalance timeouts, the initial rebalance delay and the
-expiry of members told MEMBER_ID_REQUIRED who never came back.
+Timers (`poll`) fire session timeouts (a member parked in JoinGroup or SyncGroup needs no
+heartbeat, unless it is new and has waited the new-member join timeout), rebalance timeouts,
+the initial rebalance delay, the sync timeout (members that never came for their assignment)
+and the expiry of members told MEMBER_ID_REQUIRED who never came back. `on_done` carries no
+time: what a write's completion does happens at the latest `now_ms` the core was given.
 
 The rules follow Kafka's classic group coordinator: see the docstring of `classic.py` for the
 state machine; error codes are the ones Kafka returns in each state.
