@@ -48,9 +48,9 @@ from odradek.common.errors import ErrorCode
 from odradek.coordinator.group import coordinator as coordinator_module
 from odradek.coordinator.group.classic import ClassicGroup, GroupState
 from odradek.coordinator.group.consumer_protocol import assignment_partitions
-from odradek.coordinator.group.coordinator import (
+from odradek.coordinator.group.coordinator import GroupCoordinator
+from odradek.coordinator.group.messages import (
     GroupConfig,
-    GroupCoordinator,
     JoinRequest,
     JoinResult,
     SyncResult,

@@ -21,8 +21,8 @@ from typing import Any, Protocol, TypeVar
 
 from odradek.common.clock import Clock
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.group.coordinator import (
-    GroupCoordinator,
+from odradek.coordinator.group.coordinator import GroupCoordinator
+from odradek.coordinator.group.messages import (
     JoinRequest,
     JoinResult,
     OffsetCommit,
@@ -127,6 +127,7 @@ class GroupCoordinatorRuntime:
         group_instance_id: str | None,
         offsets: list[OffsetCommit],
         retention_ms: int = -1,
+        version: int = 9,
     ) -> list[ErrorCode]:
         return await self._call(
             lambda respond: self.core.commit_offsets(
@@ -138,6 +139,7 @@ class GroupCoordinatorRuntime:
                 self.clock.wall_ms(),
                 respond,
                 retention_ms,
+                version,
             )
         )
 

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.group.coordinator import GroupConfig, GroupCoordinator
+from odradek.coordinator.group.coordinator import GroupCoordinator
+from odradek.coordinator.group.messages import GroupConfig
 from odradek.coordinator.group.records import OFFSETS_TOPIC
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.controller import NewTopic

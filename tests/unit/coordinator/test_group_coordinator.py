@@ -18,10 +18,10 @@ import pytest
 
 from odradek.common.errors import ErrorCode
 from odradek.coordinator.group.classic import GroupState
-from odradek.coordinator.group.coordinator import (
+from odradek.coordinator.group.coordinator import GroupCoordinator
+from odradek.coordinator.group.messages import (
     CommittedOffset,
     GroupConfig,
-    GroupCoordinator,
     JoinRequest,
     JoinResult,
     OffsetCommit,
@@ -238,11 +238,12 @@ class Driver:
         group: str = GROUP,
         metadata: str = "",
         retention_ms: int = -1,
+        version: int = 9,
     ) -> Box[list[ErrorCode]]:
         box: Box[list[ErrorCode]] = Box()
         commits = [OffsetCommit(t, p, o, 5, metadata) for (t, p), o in offsets.items()]
         self.core.commit_offsets(
-            group, generation, member_id, instance, commits, self.now, box, retention_ms
+            group, generation, member_id, instance, commits, self.now, box, retention_ms, version
         )
         self.settle()
         return box
@@ -1120,10 +1121,16 @@ def test_simple_commit_is_refused_once_the_group_has_members() -> None:
     assert driver.commit({("t", 0): 1}).value == [ErrorCode.UNKNOWN_MEMBER_ID]
 
 
-def test_commit_with_a_generation_to_an_unknown_group_is_illegal_generation() -> None:
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [(8, ErrorCode.ILLEGAL_GENERATION), (9, ErrorCode.GROUP_ID_NOT_FOUND)],
+)
+def test_commit_with_a_generation_to_an_unknown_group_is_refused(
+    version: int, expected: ErrorCode
+) -> None:
     driver = Driver()
-    box = driver.commit({("t", 0): 1}, generation=1, member_id="m")
-    assert box.value == [ErrorCode.ILLEGAL_GENERATION]
+    box = driver.commit({("t", 0): 1}, generation=1, member_id="m", version=version)
+    assert box.value == [expected]
     assert driver.state() is None
 
 

@@ -22,18 +22,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from odradek.common.config import INT_MAX
 from odradek.common.errors import ErrorCode
 from odradek.common.timers import Timers
 from odradek.coordinator.group.classic import (
-    CONSUMER_PROTOCOL_TYPE,
     ClassicGroup,
     GroupState,
     Member,
 )
+from odradek.coordinator.group.messages import (
+    GroupConfig,
+    JoinRequest,
+    JoinResult,
+    Record,
+    SyncResult,
+    TimerKey,
+    Write,
+    write_error_for_group,
+)
+from odradek.coordinator.group.offsets import GroupOffsets
 from odradek.coordinator.group.records import (
     GroupKey,
     GroupValue,
@@ -46,122 +54,8 @@ from odradek.coordinator.group.records import (
     group_partition,
 )
 
-Record = tuple[bytes, bytes | None]
-TopicPartition = tuple[str, int]
 
-
-@dataclass(frozen=True, slots=True)
-class GroupConfig:
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1_800_000
-    initial_rebalance_delay_ms: int = 3000
-    max_size: int = INT_MAX
-    offset_metadata_max_bytes: int = 4096
-    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
-    offsets_partitions: int = 50
-    # Kafka's fixed classicGroupNewMemberJoinTimeoutMs: how long a new member's parked JoinGroup
-    # may wait for the rebalance before the member is dropped (its client may be long gone).
-    new_member_join_timeout_ms: int = 300_000
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    partition: int
-    records: tuple[Record, ...]
-    on_done: Callable[[ErrorCode], None]
-
-
-@dataclass(frozen=True, slots=True)
-class JoinRequest:
-    group_id: str
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: tuple[tuple[str, bytes], ...]
-    require_known_member_id: bool = True
-    version: int = 9
-
-
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    error: ErrorCode
-    member_id: str = ""
-    generation: int = -1
-    protocol_type: str | None = None
-    protocol: str | None = None
-    leader: str = ""
-    members: tuple[tuple[str, str | None, bytes], ...] = ()
-    skip_assignment: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResult:
-    error: ErrorCode
-    protocol_type: str | None = None
-    protocol: str | None = None
-    assignment: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class OffsetCommit:
-    topic: str
-    partition: int
-    offset: int
-    leader_epoch: int
-    metadata: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedOffset:
-    topic: str
-    partition: int
-    offset: int  # -1 when nothing is committed
-    leader_epoch: int
-    metadata: str
-
-
-TimerKey = tuple[str, str, str]  # (kind, group id, member id or "")
-
-
-def _write_error_for_group(code: ErrorCode) -> ErrorCode:
-    """What a failed group-metadata write tells the members, as Kafka maps it."""
-    if code in (
-        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        ErrorCode.NOT_ENOUGH_REPLICAS,
-        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        ErrorCode.REQUEST_TIMED_OUT,
-    ):
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-        return ErrorCode.NOT_COORDINATOR
-    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
-        return ErrorCode.UNKNOWN_SERVER_ERROR
-    return code
-
-
-def _write_error_for_offsets(code: ErrorCode) -> ErrorCode:
-    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
-        return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
-    return _write_error_for_group(code)
-
-
-def _java_length(text: str) -> int:
-    """String.length() in Java: UTF-16 code units. Kafka checks offset.metadata.max.bytes
-    against it (not against UTF-8 bytes), so that is what a client's metadata must fit."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _offset_expired(value: OffsetValue, base_ms: int, retention_ms: int, now_ms: int) -> bool:
-    if value.expire_timestamp >= 0:  # set explicitly by an OffsetCommit v1-v4 retention time
-        return now_ms >= value.expire_timestamp
-    return now_ms - base_ms >= retention_ms
-
-
-class GroupCoordinator:
+class GroupCoordinator(GroupOffsets):
     def __init__(self, config: GroupConfig | None = None) -> None:
         self.config = config or GroupConfig()
         self.groups: dict[str, ClassicGroup] = {}
@@ -484,7 +378,7 @@ class GroupCoordinator:
                     member.protocols = old_protocols
                     member.rebalance_timeout_ms, member.session_timeout_ms = old_timeouts
                     self._schedule_heartbeat(group, member, self.latest_ms)
-                respond(JoinResult(_write_error_for_group(error)))
+                respond(JoinResult(write_error_for_group(error)))
                 return
             skip_assignment = group.leader == new_member_id and request.version >= 9
             respond(
@@ -723,7 +617,7 @@ class GroupCoordinator:
                 return
             now_ms = self.latest_ms
             if error != ErrorCode.NONE:
-                self._reset_assignments(group, _write_error_for_group(error), now_ms)
+                self._reset_assignments(group, write_error_for_group(error), now_ms)
                 self._prepare_rebalance(group, now_ms)
                 return
             group.transition(GroupState.STABLE, now_ms)
@@ -839,231 +733,6 @@ class GroupCoordinator:
         elif group.state == GroupState.PREPARING_REBALANCE:
             self._maybe_complete_join(group, now_ms)
 
-    # --- offsets ------------------------------------------------------------------------------
-
-    def commit_offsets(
-        self,
-        group_id: str,
-        generation: int,
-        member_id: str,
-        group_instance_id: str | None,
-        offsets: list[OffsetCommit],
-        now_ms: int,
-        respond: Callable[[list[ErrorCode]], None],
-        retention_ms: int = -1,
-    ) -> None:
-        """Commit offsets; `respond` gets one error per entry of `offsets`, in order.
-
-        `retention_ms` (OffsetCommit v2-v4) sets an explicit expiry; -1 uses the broker's.
-        """
-        self._seen(now_ms)
-
-        def all_fail(code: ErrorCode) -> None:
-            respond([code] * len(offsets))
-
-        if not group_id:
-            all_fail(ErrorCode.INVALID_GROUP_ID)
-            return
-        group = self.groups.get(group_id)
-        if group is None:
-            if generation >= 0:
-                all_fail(ErrorCode.ILLEGAL_GENERATION)
-                return
-            # A simple group (no members, no generation) exists once its first offsets are
-            # replayed; a commit that writes nothing, or fails, leaves no empty group behind.
-            group = ClassicGroup(group_id, current_state_timestamp=now_ms)
-        if group.state == GroupState.DEAD:
-            all_fail(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-            return
-        if not (generation < 0 and group.state == GroupState.EMPTY):
-            # Who and which generation first, then the state: a zombie from an old generation
-            # must learn it is fenced (and rejoin) even while the group completes a rebalance.
-            if group.is_static_member_fenced(member_id, group_instance_id):
-                all_fail(ErrorCode.FENCED_INSTANCE_ID)
-                return
-            member = group.members.get(member_id)
-            if member is None:
-                all_fail(ErrorCode.UNKNOWN_MEMBER_ID)
-                return
-            if generation != group.generation:
-                all_fail(ErrorCode.ILLEGAL_GENERATION)
-                return
-            if group.state == GroupState.COMPLETING_REBALANCE:
-                all_fail(ErrorCode.REBALANCE_IN_PROGRESS)
-                return
-            self._schedule_heartbeat(group, member, now_ms)
-        errors: list[ErrorCode] = []
-        records: list[Record] = []
-        for item in offsets:
-            if _java_length(item.metadata) > self.config.offset_metadata_max_bytes:
-                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
-                continue
-            errors.append(ErrorCode.NONE)
-            expire_timestamp = now_ms + retention_ms if retention_ms >= 0 else -1
-            value = OffsetValue(
-                item.offset, item.leader_epoch, item.metadata, now_ms, expire_timestamp
-            )
-            records.append(
-                (encode_key(OffsetKey(group_id, item.topic, item.partition)), encode_value(value))
-            )
-        if not records:
-            respond(errors)
-            return
-        # Until replayed, these offsets are invisible to expiry; it must not drop them or the
-        # group under them (the commit's record is appended first, the tombstones after).
-        in_flight = [
-            (item.topic, item.partition)
-            for item, code in zip(offsets, errors, strict=True)
-            if code == ErrorCode.NONE
-        ]
-        for position in in_flight:
-            group.offsets_in_flight[position] = group.offsets_in_flight.get(position, 0) + 1
-
-        def done(error: ErrorCode) -> None:
-            for position in in_flight:
-                left = group.offsets_in_flight.pop(position) - 1
-                if left:
-                    group.offsets_in_flight[position] = left
-            if error == ErrorCode.NONE:
-                for key, value in records:
-                    self.replay(key, value)
-                respond(errors)
-                return
-            failed = _write_error_for_offsets(error)
-            respond([failed if code == ErrorCode.NONE else code for code in errors])
-
-        self._write(group_id, records, done)
-
-    def fetch_offsets(
-        self, group_id: str, partitions: list[TopicPartition] | None
-    ) -> list[CommittedOffset]:
-        """Committed offsets of a group: the partitions asked for, or all when None."""
-        group = self.groups.get(group_id)
-        offsets = group.offsets if group is not None else {}
-        wanted = sorted(offsets) if partitions is None else partitions
-        result: list[CommittedOffset] = []
-        for topic, partition in wanted:
-            value = offsets.get((topic, partition))
-            if value is None:
-                result.append(CommittedOffset(topic, partition, -1, -1, ""))
-            else:
-                result.append(
-                    CommittedOffset(
-                        topic, partition, value.offset, value.leader_epoch, value.metadata
-                    )
-                )
-        return result
-
-    def delete_offsets(
-        self,
-        group_id: str,
-        partitions: list[TopicPartition],
-        now_ms: int,
-        respond: Callable[[ErrorCode, list[ErrorCode]], None],
-    ) -> None:
-        """OffsetDelete: refused for topics the (non-empty) group still subscribes to.
-
-        A non-empty group that does not speak the consumer protocol is NON_EMPTY_GROUP; a
-        consumer group whose subscriptions cannot be read counts as subscribed to every topic.
-        """
-        self._seen(now_ms)
-        group = self.groups.get(group_id)
-        if group is None or group.state == GroupState.DEAD:
-            respond(ErrorCode.GROUP_ID_NOT_FOUND, [])
-            return
-        subscribed: set[str] | None = set()
-        if group.state != GroupState.EMPTY:
-            if group.protocol_type != CONSUMER_PROTOCOL_TYPE:
-                respond(ErrorCode.NON_EMPTY_GROUP, [])
-                return
-            subscribed = group.subscribed_topics()
-        errors: list[ErrorCode] = []
-        records: list[Record] = []
-        for topic, partition in partitions:
-            if subscribed is None or topic in subscribed:
-                errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
-                continue
-            errors.append(ErrorCode.NONE)
-            if (topic, partition) in group.offsets:
-                records.append((encode_key(OffsetKey(group_id, topic, partition)), None))
-        if not records:
-            respond(ErrorCode.NONE, errors)
-            return
-
-        def done(error: ErrorCode) -> None:
-            if error != ErrorCode.NONE:
-                respond(_write_error_for_offsets(error), [])
-                return
-            for key, value in records:
-                self.replay(key, value)
-            respond(ErrorCode.NONE, errors)
-
-        self._write(group_id, records, done)
-
-    def expire_offsets(self, now_ms: int) -> None:
-        """Drop offsets past offsets.retention.minutes, and empty groups left with none.
-
-        An empty group's offsets expire `retention` after the group became empty (KIP-211);
-        a group without group management (no generation) counts from each commit. Offsets of
-        topics a live consumer group no longer subscribes to count from their commit.
-        """
-        self._seen(now_ms)
-        retention = self.config.offsets_retention_ms
-        for group in list(self.groups.values()):
-            if group.state == GroupState.DEAD:
-                continue
-            expired: list[TopicPartition] = []
-            if group.state == GroupState.EMPTY:
-                from_state_change = (
-                    group.protocol_type is not None and group.current_state_timestamp >= 0
-                )
-                for position, value in group.offsets.items():
-                    base = (
-                        group.current_state_timestamp
-                        if from_state_change
-                        else (value.commit_timestamp)
-                    )
-                    if position not in group.offsets_in_flight and _offset_expired(
-                        value, base, retention, now_ms
-                    ):
-                        expired.append(position)
-            elif group.state == GroupState.STABLE:
-                subscribed = group.subscribed_topics()
-                if subscribed is None:
-                    continue
-                for position, value in group.offsets.items():
-                    if (
-                        position[0] not in subscribed
-                        and position not in group.offsets_in_flight
-                        and _offset_expired(value, value.commit_timestamp, retention, now_ms)
-                    ):
-                        expired.append(position)
-            records: list[Record] = [
-                (encode_key(OffsetKey(group.group_id, topic, partition)), None)
-                for topic, partition in expired
-            ]
-            drop_group = (
-                group.state == GroupState.EMPTY
-                and len(expired) == len(group.offsets)
-                and not group.offsets_in_flight
-            )
-            if drop_group:
-                group.state = GroupState.DEAD  # not transition(): a failed write undoes this
-                records.append((encode_key(GroupKey(group.group_id)), None))
-            if records:
-                self._write(group.group_id, records, self._replayer(group, records))
-
-    def _replayer(self, group: ClassicGroup, records: list[Record]) -> Callable[[ErrorCode], None]:
-        def done(error: ErrorCode) -> None:
-            if error != ErrorCode.NONE:
-                if group.state == GroupState.DEAD:
-                    group.state = GroupState.EMPTY  # not deleted after all: try next time
-                return
-            for key, value in records:
-                self.replay(key, value)
-
-        return done
-
     # --- describe, list, delete ---------------------------------------------------------------
 
     def describe_group(self, group_id: str) -> ClassicGroup | None:
@@ -1118,7 +787,7 @@ class GroupCoordinator:
                         self.replay(key, value)
                 else:
                     group.state = GroupState.EMPTY  # nothing was deleted; the group lives on
-                    errors[index] = _write_error_for_group(error)
+                    errors[index] = write_error_for_group(error)
                 remaining[0] -= 1
                 if remaining[0] == 0:
                     respond(errors)

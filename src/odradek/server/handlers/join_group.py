@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.group.coordinator import JoinRequest, JoinResult
+from odradek.coordinator.group.messages import JoinRequest, JoinResult
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import millis, response_schema
 from odradek.server.context import RequestContext

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.group.coordinator import OffsetCommit
+from odradek.coordinator.group.messages import OffsetCommit
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import millis, response_schema
 from odradek.server.context import RequestContext
@@ -53,6 +53,7 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
                 getattr(request, "group_instance_id", None),
                 commits,
                 millis(retention) if retention is not None else -1,
+                ctx.api_version,
             )
         except KafkaError as exc:
             outcomes = [exc.code] * len(commits)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.group.coordinator import CommittedOffset
+from odradek.coordinator.group.messages import CommittedOffset
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from odradek.common.errors import KafkaError
-from odradek.coordinator.group.coordinator import SyncResult
+from odradek.coordinator.group.messages import SyncResult
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
