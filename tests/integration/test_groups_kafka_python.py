@@ -54,11 +54,13 @@ class Member(threading.Thread):
             def on_partitions_assigned(self, assigned: Any) -> None:
                 member._event("assign", assigned)
 
-        # Know the topic before joining: a leader that assigns without its partitions rejoins
-        # at once when they show up, and kafka-python 3.0.12 sometimes stalls in that
-        # rejoin (seen here: a SyncGroup answered in 2 ms, then no heartbeat ever again).
-        assert self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe([topic], listener=Listener())
+        # Load the subscribed topic's metadata before the first join. Otherwise the leader's
+        # metadata snapshot is still empty when it assigns, and the update that follows makes
+        # it rejoin right after the group settled (a rebalance nobody asked for); kafka-python
+        # 3.0.12 also sometimes stalls in that rejoin (a SyncGroup answered in 2 ms, then no
+        # heartbeat ever again, until the session times out).
+        assert self.consumer.partitions_for_topic(topic)
         self.start()
 
     def _event(self, kind: str, partitions: Any) -> None:
