@@ -442,15 +442,7 @@ def test_offset_commit_with_a_stale_generation(raw, data_topic) -> None:
     ("version", "error"),
     [
         (8, ErrorCode.illegal_generation),
-        pytest.param(
-            9,
-            ErrorCode.group_id_not_found,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="broker bug: OffsetCommit v9 with generation >= 0 to a group that does "
-                "not exist answers ILLEGAL_GENERATION; Kafka answers GROUP_ID_NOT_FOUND from v9",
-            ),
-        ),
+        (9, ErrorCode.group_id_not_found),
     ],
 )
 def test_offset_commit_with_a_generation_to_an_unknown_group(
