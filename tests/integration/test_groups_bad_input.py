@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -106,6 +107,7 @@ def join(
     member_id: str = "",
     version: int = 5,
     session_ms: int = SESSION_MS,
+    rebalance_ms: int = SESSION_MS,
     protocol_type: str = "consumer",
     protocols: tuple[tuple[str, bytes], ...] | None = None,
 ) -> Any:
@@ -119,7 +121,7 @@ def join(
             "JoinGroupRequest",
             group_id=group,
             session_timeout=session_ms,
-            rebalance_timeout=SESSION_MS,
+            rebalance_timeout=rebalance_ms,
             member_id=member_id,
             group_instance_id=None,
             protocol_type=protocol_type,
@@ -468,6 +470,28 @@ def test_offset_commit_with_too_much_metadata(raw, data_topic) -> None:
     assert fetch(raw, group, data_topic) == {0: (2, ""), 1: (7, "ok")}
 
 
+def test_offset_commit_while_the_group_completes_a_rebalance(raw, data_topic) -> None:
+    """Between JoinGroup and SyncGroup the assignment is not settled: REBALANCE_IN_PROGRESS."""
+    group = unique_topic("raw-commit-completing")
+    joined = join_two_step(raw, group, data_topic)
+    member_id, generation = joined.member_id, joined.generation_id
+    early = commit(raw, group, generation, member_id, data_topic, {0: 1})
+    assert early == {0: ErrorCode.rebalance_in_progress}
+    own = {member_id: assignment(data_topic, [0, 1])}
+    assert sync(raw, group, generation, member_id, own).error_code == ErrorCode.none
+    assert commit(raw, group, generation, member_id, data_topic, {0: 1}) == {0: ErrorCode.none}
+    assert fetch(raw, group, data_topic) == {0: (1, ""), 1: (-1, "")}
+
+
+def test_offset_commit_to_a_topic_that_does_not_exist(raw, data_topic) -> None:
+    group = unique_topic("raw-commit-no-topic")
+    missing = unique_topic("raw-no-such-topic")
+    assert commit(raw, group, -1, "", missing, {0: 1}) == {0: ErrorCode.unknown_topic_or_partition}
+    beyond = commit(raw, group, -1, "", data_topic, {0: 1, PARTITIONS: 1})
+    assert beyond == {0: ErrorCode.none, PARTITIONS: ErrorCode.unknown_topic_or_partition}
+    assert fetch(raw, group, data_topic) == {0: (1, ""), 1: (-1, "")}
+
+
 # -- JoinGroup and SyncGroup ---------------------------------------------------------------------
 
 
@@ -545,6 +569,80 @@ def test_a_pending_member_that_never_returns_expires_after_its_session(raw, data
     assert [m.member_id for m in describe(raw, group).members] == [member_id]
     assert pending.member_id != member_id
     assert heartbeat(raw, group, 1, pending.member_id) == ErrorCode.unknown_member_id
+
+
+def test_join_with_an_empty_group_id(raw, data_topic) -> None:
+    for version in (3, 5):
+        refused = join(raw, "", data_topic, version=version)
+        assert refused.error_code == ErrorCode.invalid_group_id, (version, refused)
+
+
+def test_a_member_that_misses_the_rebalance_is_removed(broker, data_topic) -> None:
+    """Kafka completes the join phase after the rebalance timeout without the members that did
+    not rejoin, and forgets them (ClassicGroup: members not awaiting join are removed)."""
+    a, b = Raw(broker.port), Raw(broker.port)
+    try:
+        group = unique_topic("raw-missed-rebalance")
+        quick = {"rebalance_ms": 2000}
+        first = join_two_step(a, group, data_topic, **quick)
+        own = {first.member_id: assignment(data_topic, [0, 1])}
+        assert sync(a, group, 1, first.member_id, own).error_code == ErrorCode.none
+        second = join(b, group, data_topic, **quick)  # a new member: a rebalance begins
+        assert second.error_code == ErrorCode.member_id_required
+        # a is still in generation 1 and says nothing more; b joins with its id and waits.
+        started = time.monotonic()
+        joined = join(b, group, data_topic, member_id=second.member_id, **quick)
+        waited = time.monotonic() - started
+        assert joined.error_code == ErrorCode.none, joined
+        assert (joined.generation_id, joined.leader) == (2, second.member_id)
+        assert [m.member_id for m in joined.members] == [second.member_id]
+        assert 1.0 < waited < 10.0, f"the join completed after {waited:.1f} s"
+        gone = heartbeat(a, group, first.generation_id, first.member_id)
+        assert gone == ErrorCode.unknown_member_id
+    finally:
+        a.sock.close()
+        b.sock.close()
+
+
+def test_a_member_that_never_syncs_is_removed(broker, data_topic) -> None:
+    """Kafka (expirePendingSync): members that joined a generation but sent no SyncGroup
+    within the rebalance timeout are removed, and the group rebalances without them."""
+    a, b = Raw(broker.port), Raw(broker.port)
+    try:
+        group = unique_topic("raw-never-syncs")
+        quick = {"rebalance_ms": 2000}
+        first = join_two_step(a, group, data_topic, **quick)
+        leader = first.member_id
+        own = {leader: assignment(data_topic, [0, 1])}
+        assert sync(a, group, 1, leader, own).error_code == ErrorCode.none
+        ask = join(b, group, data_topic, **quick)
+        assert ask.error_code == ErrorCode.member_id_required
+        with ThreadPoolExecutor(1) as pool:
+            # b's JoinGroup waits for a to rejoin; both then get generation 2.
+            joining = pool.submit(join, b, group, data_topic, member_id=ask.member_id, **quick)
+            rejoined = join(a, group, data_topic, member_id=leader, **quick)
+            follower = joining.result(TIMEOUT_S)
+        assert (rejoined.error_code, follower.error_code) == (ErrorCode.none, ErrorCode.none)
+        assert rejoined.generation_id == follower.generation_id == 2
+        both = {
+            leader: assignment(data_topic, [0]),
+            follower.member_id: assignment(data_topic, [1]),
+        }
+        assert sync(a, group, 2, leader, both).error_code == ErrorCode.none
+        # b never syncs: within a few rebalance timeouts the group rebalances without it.
+        deadline = time.monotonic() + 10
+        while heartbeat(a, group, 2, leader) == ErrorCode.none:
+            assert time.monotonic() < deadline, "b was never removed"
+            time.sleep(0.2)
+        assert heartbeat(a, group, 2, leader) == ErrorCode.rebalance_in_progress
+        again = join(a, group, data_topic, member_id=leader, **quick)
+        assert again.error_code == ErrorCode.none, again
+        assert again.generation_id == 3
+        assert [m.member_id for m in again.members] == [leader]
+        assert heartbeat(b, group, 2, follower.member_id) == ErrorCode.unknown_member_id
+    finally:
+        a.sock.close()
+        b.sock.close()
 
 
 def test_sync_with_the_wrong_generation_member_or_protocol(raw, data_topic) -> None:
