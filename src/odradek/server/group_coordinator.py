@@ -64,43 +64,54 @@ class OffsetsTopicLog:
 
 
 def load(node: Node, core: GroupCoordinator) -> None:
-    """Replay every partition of `__consumer_offsets` on this node into the core."""
+    """Replay every partition of `__consumer_offsets` on this node into the core.
+
+    As Kafka's loader does, only the last record of each key counts: a partition is read whole
+    into a map of key -> latest value (a tombstone included), and then just those are decoded
+    and replayed, in the order they were last written. Until the log cleaner compacts the topic,
+    that keeps the replay to one record per live offset however often it was committed.
+    """
     topic = node.image.topic(OFFSETS_TOPIC)
     if topic is None:
         return
     core.config = dataclasses.replace(core.config, offsets_partitions=len(topic.partitions))
-    loaded = 0
+    read_count = 0
     for partition_id in sorted(topic.partitions):
         try:
             partition = node.replica_manager.leader(OFFSETS_TOPIC, partition_id)
         except KafkaError:
             continue
+        latest: dict[bytes, bytes | None] = {}
         offset = partition.log.log_start_offset
         end = partition.high_watermark
         while offset < end:
-            read = partition.read(offset, _READ_CHUNK_BYTES, min_one_message=True)
-            data = read.records
+            data = partition.read(offset, _READ_CHUNK_BYTES, min_one_message=True).records
             if not data:
                 break
+            view = memoryview(data)
             for position, header in iter_batches(data):
                 offset = header.next_offset
                 if header.is_control:
                     continue
-                _, records = decode_records(memoryview(data)[position : position + header.size])
+                _, records = decode_records(view[position : position + header.size])
                 for record in records:
-                    if record.key is None:
-                        continue
-                    try:
-                        core.replay(record.key, record.value)
-                    except ValueError as exc:
-                        logger.warning(
-                            "[GroupCoordinator] skipping a record of %s-%d: %s",
-                            OFFSETS_TOPIC,
-                            partition_id,
-                            exc,
-                        )
-                    loaded += 1
-    logger.info("[GroupCoordinator] loaded %d records, %d groups", loaded, len(core.groups))
+                    if record.key is not None:
+                        latest.pop(record.key, None)  # re-inserted last: replay in write order
+                        latest[record.key] = record.value
+                        read_count += 1
+        for key, value in latest.items():
+            try:
+                core.replay(key, value)
+            except ValueError as exc:
+                logger.warning(
+                    "[GroupCoordinator] skipping a record of %s-%d: %s",
+                    OFFSETS_TOPIC,
+                    partition_id,
+                    exc,
+                )
+    logger.info(
+        "[GroupCoordinator] read %d records, loaded %d groups", read_count, len(core.groups)
+    )
 
 
 async def ensure_offsets_topic(node: Node, runtime: GroupCoordinatorRuntime) -> None:
