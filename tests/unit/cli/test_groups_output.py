@@ -11,30 +11,32 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from odradek.cli import client_options, groups
+from odradek.cli import client_options, group_views
 from odradek.cli.client_options import (
     ClientError,
     bootstrap_servers,
     librdkafka_properties,
     parse_properties,
 )
-from odradek.cli.groups import (
+from odradek.cli.group_reset import (
+    PlanError,
+    ResetSpec,
+    clamp_offset,
+    parse_datetime_ms,
+    parse_topic_arg,
+    plan_reset,
+)
+from odradek.cli.group_views import (
     DeleteResult,
     GroupDescription,
     Member,
     PartitionOffsets,
-    PlanError,
     PlanRow,
-    ResetSpec,
-    clamp_offset,
     delete_exit_code,
     format_assignment,
     lag,
-    parse_datetime_ms,
     parse_states,
-    parse_topic_arg,
     partition_offsets,
-    plan_reset,
 )
 from odradek.cli.main import main
 
@@ -93,7 +95,7 @@ def _description() -> GroupDescription:
         PartitionOffsets("orders", 1, None, 4, "m-1", "app", "/10.0.0.1"),
         PartitionOffsets("payments", 3, 9, 9),
     )
-    coordinator = groups.Coordinator(1, "127.0.0.1", 9092)
+    coordinator = group_views.Coordinator(1, "127.0.0.1", 9092)
     return GroupDescription("app", "Stable", "Classic", "range", coordinator, members, rows)
 
 
@@ -165,7 +167,7 @@ def test_describe_json_schema() -> None:
 
 
 def test_describe_text_shows_rows_members_and_total() -> None:
-    text = _render(groups.render_describe, _description())
+    text = _render(group_views.render_describe, _description())
     lines = text.splitlines()
     assert "state: Stable" in lines[0] and "127.0.0.1:9092 (id 1)" in lines[0]
     header = next(line for line in lines if "LOG-END-OFFSET" in line)
@@ -195,7 +197,7 @@ def test_describe_text_shows_rows_members_and_total() -> None:
 def test_text_cells_are_not_read_as_rich_markup() -> None:
     rows = (PartitionOffsets("t", 0, 1, 2, "[bold]m[/bold]", "[red]c", "h"),)
     description = GroupDescription("[g]", "Empty", "Classic", "", None, (), rows)
-    text = _render(groups.render_describe, description)
+    text = _render(group_views.render_describe, description)
     assert "[bold]m[/bold]" in text and "[red]c" in text and "Group [g]" in text
     assert "has no active members" in text
 
@@ -207,10 +209,10 @@ def test_format_assignment_groups_partitions_by_topic() -> None:
 
 def test_list_text_and_json() -> None:
     listings = [
-        groups.GroupListing("app", "Stable", "Classic", False),
-        groups.GroupListing("tool", "Empty", "Classic", True),
+        group_views.GroupListing("app", "Stable", "Classic", False),
+        group_views.GroupListing("tool", "Empty", "Classic", True),
     ]
-    lines = [line.split() for line in _render(groups.render_list, listings).splitlines()]
+    lines = [line.split() for line in _render(group_views.render_list, listings).splitlines()]
     assert ["GROUP", "STATE", "TYPE"] in lines
     assert ["app", "Stable", "Classic"] in lines
     assert ["tool", "Empty", "Classic", "(simple)"] in lines
@@ -220,20 +222,22 @@ def test_list_text_and_json() -> None:
         "type": "Classic",
         "simple": True,
     }
-    assert _render(groups.render_list, []).strip() == "No consumer groups."
+    assert _render(group_views.render_list, []).strip() == "No consumer groups."
 
 
 def test_state_names_are_kafkas() -> None:
     from confluent_kafka import ConsumerGroupState, ConsumerGroupType
 
-    assert groups.state_name(ConsumerGroupState.STABLE) == "Stable"
-    assert groups.state_name(ConsumerGroupState.PREPARING_REBALANCING) == "PreparingRebalance"
-    assert groups.state_name(ConsumerGroupState.COMPLETING_REBALANCING) == "CompletingRebalance"
-    assert groups.state_name(ConsumerGroupState.EMPTY) == "Empty"
-    assert groups.state_name(ConsumerGroupState.DEAD) == "Dead"
-    assert groups.state_name(None) == "Unknown"
-    assert groups.type_name(ConsumerGroupType.CLASSIC) == "Classic"
-    assert groups.type_name(ConsumerGroupType.CONSUMER) == "Consumer"
+    assert group_views.state_name(ConsumerGroupState.STABLE) == "Stable"
+    assert group_views.state_name(ConsumerGroupState.PREPARING_REBALANCING) == "PreparingRebalance"
+    assert (
+        group_views.state_name(ConsumerGroupState.COMPLETING_REBALANCING) == "CompletingRebalance"
+    )
+    assert group_views.state_name(ConsumerGroupState.EMPTY) == "Empty"
+    assert group_views.state_name(ConsumerGroupState.DEAD) == "Dead"
+    assert group_views.state_name(None) == "Unknown"
+    assert group_views.type_name(ConsumerGroupType.CLASSIC) == "Classic"
+    assert group_views.type_name(ConsumerGroupType.CONSUMER) == "Consumer"
 
 
 def test_parse_states_accepts_commas_and_any_case() -> None:
@@ -321,14 +325,14 @@ def test_clamp_offset_with_unknown_bounds() -> None:
 
 def test_plan_text_says_whether_anything_changed() -> None:
     rows = [PlanRow("t", 0, 5, 2), PlanRow("t", 1, None, 0)]
-    dry = _render(groups.render_plan, "app", rows, False)
+    dry = _render(group_views.render_plan, "app", rows, False)
     lines = [line.split() for line in dry.splitlines()]
     assert ["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"] in lines
     assert ["t", "0", "5", "2"] in lines and ["t", "1", "-", "0"] in lines
     assert "Dry run: nothing was changed" in dry
-    done = _render(groups.render_plan, "app", rows, True)
+    done = _render(group_views.render_plan, "app", rows, True)
     assert "Reset the offsets of group 'app' on 2 partition(s)." in done
-    assert "No partitions to reset" in _render(groups.render_plan, "app", [], False)
+    assert "No partitions to reset" in _render(group_views.render_plan, "app", [], False)
 
 
 def test_parse_topic_arg() -> None:
@@ -366,9 +370,11 @@ def test_delete_results_and_exit_codes() -> None:
         "error": {"code": "NON_EMPTY_GROUP", "message": "The group is not empty."},
     }
     assert ok.to_json() == {"group": "a", "deleted": True, "error": None}
-    assert groups.delete_error_line(missing) == "Consumer group 'c' does not exist."
-    assert groups.delete_error_line(busy).endswith("could not be deleted: The group is not empty.")
-    assert _render(groups.render_delete, [ok, busy]).strip() == "Deleted consumer group 'a'."
+    assert group_views.delete_error_line(missing) == "Consumer group 'c' does not exist."
+    assert group_views.delete_error_line(busy).endswith(
+        "could not be deleted: The group is not empty."
+    )
+    assert _render(group_views.render_delete, [ok, busy]).strip() == "Deleted consumer group 'a'."
 
 
 # -- command line ------------------------------------------------------------------------------
