@@ -7,9 +7,15 @@ that uses it checks the broker rather than agreeing with it.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import shutil
+import signal
 import struct
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -312,3 +318,64 @@ def require_tool(name: str, *alternatives: str) -> str:
     if in_ci():
         pytest.fail(message)
     pytest.skip(message)
+
+
+class EventProcess:
+    """A consumer script run in a subprocess that prints one JSON event per line.
+
+    Events are collected by a reader thread; `update()` returns every event so far. `owned()`
+    folds the "assign", "revoke"/"lost" and "closed" events into the partitions held now.
+    """
+
+    def __init__(self, argv: Sequence[str], stop_timeout_s: float = 30.0) -> None:
+        self.stop_timeout_s = stop_timeout_s
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+        )
+        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.events: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(json.loads(line))
+
+    def update(self) -> list[dict[str, Any]]:
+        while True:
+            try:
+                self.events.append(self._queue.get_nowait())
+            except queue.Empty:
+                return self.events
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.update() if e["event"] == kind]
+
+    def owned(self) -> frozenset[int]:
+        owned: frozenset[int] = frozenset()
+        for e in self.update():
+            if e["event"] == "assign":
+                owned |= frozenset(e["partitions"])
+            elif e["event"] in ("revoke", "lost"):
+                owned -= frozenset(e["partitions"])
+            elif e["event"] == "closed":
+                owned = frozenset()
+        return owned
+
+    def stop(self) -> None:
+        """SIGTERM: the script closes its consumer (leaving the group) and exits 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(self.stop_timeout_s) == 0
+        self._reader.join(5)
+        assert self.update()[-1]["event"] == "closed"
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(5)
+        self.update()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()

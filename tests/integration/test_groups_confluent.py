@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +23,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Message, TopicPartition
 from confluent_kafka.admin import ConsumerGroupDescription
-from kafka_helpers import admin, create_topic, produce, unique_topic, watermarks
+from kafka_helpers import EventProcess, admin, create_topic, produce, unique_topic, watermarks
 
 TIMEOUT_S = 30.0
 PARTITIONS = 6
@@ -332,57 +330,11 @@ def test_new_members_resume_from_committed_offsets(broker) -> None:
 # -- members in subprocesses: static membership and killed members --------------------------------
 
 
-class MemberProcess:
+class MemberProcess(EventProcess):
     """This file run as a group member in a subprocess; its JSON events are collected."""
 
     def __init__(self, bootstrap: str, topic: str, group: str, config: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, bootstrap, topic, group, json.dumps(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        self.seen: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.put(json.loads(line))
-
-    def drain(self) -> list[dict[str, Any]]:
-        while True:
-            try:
-                self.seen.append(self.events.get_nowait())
-            except queue.Empty:
-                return self.seen
-
-    def owned(self) -> frozenset[int]:
-        owned: frozenset[int] = frozenset()
-        for e in self.drain():
-            if e["event"] == "assign":
-                owned |= frozenset(e["partitions"])
-            elif e["event"] in ("revoke", "lost"):
-                owned -= frozenset(e["partitions"])
-            elif e["event"] == "closed":
-                owned = frozenset()
-        return owned
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(TIMEOUT_S) == 0
-        self._reader.join(5)
-        assert self.drain()[-1]["event"] == "closed"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
+        super().__init__([__file__, bootstrap, topic, group, json.dumps(config)], TIMEOUT_S)
 
 
 @pytest.fixture
@@ -409,7 +361,7 @@ def settle_with(
         assert not mine & theirs, f"both own {sorted(mine & theirs)}"
         if mine and theirs and mine | theirs == frozenset(range(PARTITIONS)):
             return mine, theirs
-        assert time.monotonic() < deadline, f"never settled: {m.events} / {p.seen}"
+        assert time.monotonic() < deadline, f"never settled: {m.events} / {p.events}"
 
 
 @pytest.mark.parametrize("restart", ["close", "kill"])
@@ -437,14 +389,14 @@ def test_static_member_restart_keeps_partitions_without_rebalance(
         # The static member's process goes away (a clean close sends no LeaveGroup for a static
         # member) and comes back well within its session timeout.
         if restart == "close":
-            s.terminate()
+            s.stop()
         else:
             s.kill()
         s2 = processes(broker.bootstrap, topic, group, static)
         deadline = time.monotonic() + TIMEOUT_S
         while not s2.owned():
             m.poll(0.05)
-            assert time.monotonic() < deadline, f"restarted member got nothing: {s2.seen}"
+            assert time.monotonic() < deadline, f"restarted member got nothing: {s2.events}"
         assert s2.owned() == theirs
         keep_polling([m], 3.0)  # six heartbeats of m: a rebalance would reach it by now
         assert m.events[mark:] == [], "the other member saw a rebalance"

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +27,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from kafka_helpers import admin, create_topic, produce, watermarks
+from kafka_helpers import EventProcess, admin, create_topic, produce, watermarks
 
 TOPIC = "user_actions"
 GROUP = "analytics"
@@ -83,58 +81,13 @@ def consumer_main(bootstrap: str, topic: str, group: str, client_id: str, hold: 
     say(event="closed")
 
 
-class Worker:
+class Worker(EventProcess):
     """One consumer process of the group and everything it printed."""
 
     def __init__(self, bootstrap: str, client_id: str, hold: Path) -> None:
+        super().__init__([__file__, bootstrap, TOPIC, GROUP, client_id, str(hold)], TIMEOUT_S)
         self.client_id = client_id
         self.hold = hold
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, bootstrap, TOPIC, GROUP, client_id, str(hold)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(json.loads(line))
-
-    def update(self) -> list[dict[str, Any]]:
-        while True:
-            try:
-                self.events.append(self._queue.get_nowait())
-            except queue.Empty:
-                return self.events
-
-    def owned(self) -> frozenset[int]:
-        owned: frozenset[int] = frozenset()
-        for e in self.update():
-            if e["event"] == "assign":
-                owned |= frozenset(e["partitions"])
-            elif e["event"] in ("revoke", "lost"):
-                owned -= frozenset(e["partitions"])
-        return owned
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.update() if e["event"] == kind]
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-        self._reader.join(5)
-        self.update()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(TIMEOUT_S) == 0
-        self._reader.join(5)
-        assert self.update()[-1]["event"] == "closed"
 
 
 @pytest.fixture
