@@ -1,8 +1,9 @@
 """The `__consumer_offsets` records of a consumer group (KIP-848), as plain values.
 
 Each record is a key and a value; a value of None is a tombstone. The fields mirror Kafka's
-record schemas one for one, so the binary codec (in `records.py`, not written yet) only has to
-put them on the wire:
+record schemas one for one, so the binary codec (`records.encode_consumer_group_record` and
+`records.decode_consumer_group_record`) only has to put them on the wire; the two fields of
+Kafka's records not held here are listed in `records.py`:
 
     key version  key fields            value fields (value version 0, flexible)
     3  ConsumerGroupMetadata           group_id    epoch
@@ -22,7 +23,8 @@ put them on the wire:
                                                    partitions_pending_revocation
 
 Topic partitions are `((topic_id, (partition, ...)), ...)`, sorted, so equal assignments are
-equal records. Topic ids are 16 bytes. This module holds values only: no I/O, no codec.
+equal records; the codec sorts what it reads, since Kafka writes them in its maps' order.
+Topic ids are 16 bytes. This module holds values only: no I/O, no codec.
 """
 
 from __future__ import annotations

@@ -5,8 +5,13 @@ version. The key's version names the record type, so it decides what the value h
 
     key version 0, 1   offset commit   group (string), topic (string), partition (int32)
     key version 2      group metadata  group (string)
-    key version >= 3   Kafka 4's consumer (KIP-848) and share group records: not held here,
-                       `decode` returns None for them, as Kafka's loader skips types it lacks
+    key version 3-8    Kafka 4's consumer group (KIP-848) records: `decode` returns None for
+                       them; `decode_consumer_group_record` reads them (see below)
+    key version >= 9   share group and later records: not held here; both decoders return
+                       None for them, as Kafka's loader skips types it lacks
+
+A loader dispatches on `key_version(key)`: 0-2 go to `decode`, 3-8 to
+`decode_consumer_group_record`, anything else is skipped.
 
 Values (a null value is a tombstone: the offset or the group is deleted):
 
@@ -37,14 +42,77 @@ skipped. A field absent from the version read takes Kafka's default: -1 for lead
 expire_timestamp, current_state_timestamp and rebalance_timeout_ms (Kafka's loader then uses
 the session timeout), None for group_instance_id.
 
-This module only encodes and decodes, and imports only the standard library. Malformed input
-raises ValueError; bytes after the last field are ignored, as Kafka's reader ignores them.
+Consumer group (KIP-848) records. The key is the int16 record type followed by the key's
+fields, laid out like the non-flexible keys above (Kafka 4 calls the type the record's apiKey
+and the key's version 0; Kafka 3.7-3.9 called it the key version: the bytes are the same). The
+value is an int16 version, always 0, then a flexible message: compact strings and arrays, and
+tagged fields after every struct, array entries included. A uuid is 16 bytes (most significant
+int64, then least significant). No field is nullable unless marked so below.
+
+    3  ConsumerGroupMetadata        key: group    value: epoch (int32)
+    4  ConsumerGroupPartitionMetadata  key: group   value: topics [topic_id (uuid),
+                                    topic_name, num_partitions (int32), partition_metadata
+                                    [partition (int32), racks [string]]]
+    5  ConsumerGroupMemberMetadata  key: group, member   value: instance_id (nullable),
+                                    rack_id (nullable), client_id, client_host,
+                                    subscribed_topic_names [string], subscribed_topic_regex
+                                    (nullable), rebalance_timeout_ms (int32), server_assignor
+                                    (nullable); tag 0: classic_member_metadata
+                                    {session_timeout_ms (int32), supported_protocols
+                                    [name (string), metadata (bytes)]}
+    6  ConsumerGroupTargetAssignmentMetadata  key: group   value: assignment_epoch (int32)
+    7  ConsumerGroupTargetAssignmentMember    key: group, member   value: topic_partitions
+                                    [topic_id (uuid), partitions [int32]]
+    8  ConsumerGroupCurrentMemberAssignment   key: group, member   value: member_epoch (int32),
+                                    previous_member_epoch (int32), state (int8),
+                                    assigned_partitions, partitions_pending_revocation (each
+                                    [topic_id (uuid), partitions [int32]])
+
+Fields of Kafka's records that `consumer_group_records` does not hold: each is written as Kafka
+writes its default and dropped when read.
+
+    partition_metadata (key 4)       written empty, as Kafka 4 writes it (the racks it held are
+                                     no longer used); any racks read are dropped
+    classic_member_metadata (key 5)  tagged, written absent (null: a member that speaks the
+                                     consumer protocol); a classic member's session timeout and
+                                     protocols read from Kafka are dropped
+
+Decoding normalizes what the values promise and Kafka does not: partitions sorted by topic id
+and partition, empty topics dropped, subscribed topic names and partition metadata topics sorted.
+Value versions other than 0 raise ValueError, as Kafka's reader refuses them.
+
+This module only encodes and decodes, and imports only the standard library and the value
+types of `consumer_group_records`. Malformed input raises ValueError; bytes after the last field
+are ignored, as Kafka's reader ignores them.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from odradek.coordinator.group.consumer_group_records import (
+    ConsumerGroupCurrentMemberAssignmentKey,
+    ConsumerGroupCurrentMemberAssignmentValue,
+    ConsumerGroupMemberMetadataKey,
+    ConsumerGroupMemberMetadataValue,
+    ConsumerGroupMetadataKey,
+    ConsumerGroupMetadataValue,
+    ConsumerGroupPartitionMetadataKey,
+    ConsumerGroupPartitionMetadataValue,
+    ConsumerGroupRecord,
+    ConsumerGroupRecordKey,
+    ConsumerGroupRecordValue,
+    ConsumerGroupTargetAssignmentMemberKey,
+    ConsumerGroupTargetAssignmentMemberValue,
+    ConsumerGroupTargetAssignmentMetadataKey,
+    ConsumerGroupTargetAssignmentMetadataValue,
+    TopicMetadata,
+    TopicPartitions,
+    from_topic_partitions,
+    to_topic_partitions,
+)
 
 OFFSETS_TOPIC = "__consumer_offsets"
 
@@ -223,6 +291,13 @@ class _Reader:
         self.position += 8
         return value
 
+    def int8(self) -> int:
+        if self.position >= len(self.data):
+            raise self._truncated()
+        value = self.data[self.position]
+        self.position += 1
+        return value - 0x100 if value >= 0x80 else value
+
     def _truncated(self) -> ValueError:
         return ValueError(f"{self.what} is truncated at byte {self.position} of {len(self.data)}")
 
@@ -369,6 +444,278 @@ def decode(
     if is_offset:
         return record_key, _offset_value(reader, version)
     return record_key, _group_value(reader, version)
+
+
+# --- consumer group (KIP-848) records -------------------------------------------------------
+
+_CONSUMER_GROUP_VALUE_VERSION = 0
+_UUID_BYTES = 16
+_NO_TAGGED_FIELDS = b"\x00"
+_EMPTY_ARRAY = b"\x01"
+_INT8 = struct.Struct(">b")
+_MEMBER_KEYS = (
+    ConsumerGroupMemberMetadataKey,
+    ConsumerGroupTargetAssignmentMemberKey,
+    ConsumerGroupCurrentMemberAssignmentKey,
+)
+
+
+def key_version(key: bytes) -> int:
+    """The int16 that opens every key of `__consumer_offsets`: it names the record type."""
+    if len(key) < 2:
+        raise ValueError(f"group record key is truncated at byte 0 of {len(key)}")
+    value: int = _INT16.unpack_from(key)[0]
+    return value
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _compact_string(value: str | None) -> bytes:
+    if value is None:
+        return b"\x00"
+    data = value.encode()
+    if len(data) > _MAX_STRING_BYTES:
+        raise ValueError(f"string of {len(data)} bytes is longer than Kafka's 32767")
+    return _uvarint(len(data) + 1) + data
+
+
+def _uuid(topic_id: bytes) -> bytes:
+    if len(topic_id) != _UUID_BYTES:
+        raise ValueError(f"a topic id is 16 bytes, not {len(topic_id)}")
+    return topic_id
+
+
+def _compact_topic_partitions(topic_partitions: TopicPartitions) -> bytes:
+    parts = [_uvarint(len(topic_partitions) + 1)]
+    for topic_id, partitions in topic_partitions:
+        parts += (
+            _uuid(topic_id),
+            _uvarint(len(partitions) + 1),
+            struct.pack(f">{len(partitions)}i", *partitions),
+            _NO_TAGGED_FIELDS,
+        )
+    return b"".join(parts)
+
+
+def _consumer_group_value(value: ConsumerGroupRecordValue) -> bytes:
+    """The value's fields, after the version and before its tagged fields."""
+    if isinstance(value, ConsumerGroupMetadataValue):
+        return _INT32.pack(value.epoch)
+    if isinstance(value, ConsumerGroupTargetAssignmentMetadataValue):
+        return _INT32.pack(value.assignment_epoch)
+    if isinstance(value, ConsumerGroupPartitionMetadataValue):
+        parts = [_uvarint(len(value.topics) + 1)]
+        for topic in value.topics:
+            parts += (
+                _uuid(topic.topic_id),
+                _compact_string(topic.name),
+                _INT32.pack(topic.partitions),
+                _EMPTY_ARRAY,  # partition_metadata: racks, unused since Kafka 4
+                _NO_TAGGED_FIELDS,
+            )
+        return b"".join(parts)
+    if isinstance(value, ConsumerGroupMemberMetadataValue):
+        names = value.subscribed_topic_names
+        return b"".join(
+            (
+                _compact_string(value.instance_id),
+                _compact_string(value.rack_id),
+                _compact_string(value.client_id),
+                _compact_string(value.client_host),
+                _uvarint(len(names) + 1),
+                *(_compact_string(name) for name in names),
+                _compact_string(value.subscribed_topic_regex),
+                _INT32.pack(value.rebalance_timeout_ms),
+                _compact_string(value.server_assignor),
+            )
+        )
+    if isinstance(value, ConsumerGroupTargetAssignmentMemberValue):
+        return _compact_topic_partitions(value.topic_partitions)
+    return (
+        _INT32_PAIR.pack(value.member_epoch, value.previous_member_epoch)
+        + _INT8.pack(value.state)
+        + _compact_topic_partitions(value.assigned_partitions)
+        + _compact_topic_partitions(value.partitions_pending_revocation)
+    )
+
+
+def _read_topic_partitions(reader: _Reader, field: str) -> TopicPartitions:
+    pairs = []
+    for _ in range(reader.count(field)):
+        topic_id = reader.take(_UUID_BYTES)
+        partitions = tuple(reader.int32() for _ in range(reader.count(f"{field}.partitions")))
+        reader.tagged_fields()
+        pairs.append((topic_id, partitions))
+    # Kafka writes topics in hash-map order; the values promise sorted, merged partitions.
+    return to_topic_partitions(from_topic_partitions(tuple(pairs)))
+
+
+def _read_metadata(reader: _Reader) -> ConsumerGroupMetadataValue:
+    return ConsumerGroupMetadataValue(reader.int32())
+
+
+def _read_partition_metadata(reader: _Reader) -> ConsumerGroupPartitionMetadataValue:
+    topics = []
+    for _ in range(reader.count("topics")):
+        topic_id = reader.take(_UUID_BYTES)
+        name = reader.string("topicName")
+        partitions = reader.int32()
+        for _ in range(reader.count("partitionMetadata")):  # racks, dropped
+            reader.int32()
+            for _ in range(reader.count("racks")):
+                reader.string("racks")
+            reader.tagged_fields()
+        reader.tagged_fields()
+        topics.append(TopicMetadata(topic_id, name, partitions))
+    topics.sort(key=lambda topic: topic.name)
+    return ConsumerGroupPartitionMetadataValue(tuple(topics))
+
+
+def _read_member_metadata(reader: _Reader) -> ConsumerGroupMemberMetadataValue:
+    instance_id = reader.nullable_string("instanceId")
+    rack_id = reader.nullable_string("rackId")
+    client_id = reader.string("clientId")
+    client_host = reader.string("clientHost")
+    names = sorted(
+        reader.string("subscribedTopicNames") for _ in range(reader.count("subscribedTopicNames"))
+    )
+    return ConsumerGroupMemberMetadataValue(
+        instance_id=instance_id,
+        rack_id=rack_id,
+        client_id=client_id,
+        client_host=client_host,
+        subscribed_topic_names=tuple(names),
+        subscribed_topic_regex=reader.nullable_string("subscribedTopicRegex"),
+        rebalance_timeout_ms=reader.int32(),
+        server_assignor=reader.nullable_string("serverAssignor"),
+    )
+
+
+def _read_target_assignment_metadata(
+    reader: _Reader,
+) -> ConsumerGroupTargetAssignmentMetadataValue:
+    return ConsumerGroupTargetAssignmentMetadataValue(reader.int32())
+
+
+def _read_target_assignment_member(reader: _Reader) -> ConsumerGroupTargetAssignmentMemberValue:
+    return ConsumerGroupTargetAssignmentMemberValue(
+        _read_topic_partitions(reader, "topicPartitions")
+    )
+
+
+def _read_current_assignment(reader: _Reader) -> ConsumerGroupCurrentMemberAssignmentValue:
+    return ConsumerGroupCurrentMemberAssignmentValue(
+        member_epoch=reader.int32(),
+        previous_member_epoch=reader.int32(),
+        state=reader.int8(),
+        assigned_partitions=_read_topic_partitions(reader, "assignedPartitions"),
+        partitions_pending_revocation=_read_topic_partitions(reader, "partitionsPendingRevocation"),
+    )
+
+
+# Per key version: Kafka's record name, and the readers of the key's fields (after the version)
+# and of the value's fields (between the version and the tagged fields).
+_CONSUMER_GROUP_RECORD_TYPES: dict[
+    int,
+    tuple[
+        str,
+        Callable[[_Reader], ConsumerGroupRecordKey],
+        Callable[[_Reader], ConsumerGroupRecordValue],
+    ],
+] = {
+    3: (
+        "ConsumerGroupMetadata",
+        lambda r: ConsumerGroupMetadataKey(r.string("groupId")),
+        _read_metadata,
+    ),
+    4: (
+        "ConsumerGroupPartitionMetadata",
+        lambda r: ConsumerGroupPartitionMetadataKey(r.string("groupId")),
+        _read_partition_metadata,
+    ),
+    5: (
+        "ConsumerGroupMemberMetadata",
+        lambda r: ConsumerGroupMemberMetadataKey(r.string("groupId"), r.string("memberId")),
+        _read_member_metadata,
+    ),
+    6: (
+        "ConsumerGroupTargetAssignmentMetadata",
+        lambda r: ConsumerGroupTargetAssignmentMetadataKey(r.string("groupId")),
+        _read_target_assignment_metadata,
+    ),
+    7: (
+        "ConsumerGroupTargetAssignmentMember",
+        lambda r: ConsumerGroupTargetAssignmentMemberKey(r.string("groupId"), r.string("memberId")),
+        _read_target_assignment_member,
+    ),
+    8: (
+        "ConsumerGroupCurrentMemberAssignment",
+        lambda r: ConsumerGroupCurrentMemberAssignmentKey(
+            r.string("groupId"), r.string("memberId")
+        ),
+        _read_current_assignment,
+    ),
+}
+_CONSUMER_GROUP_VALUE_TYPES: dict[type[ConsumerGroupRecordKey], type[ConsumerGroupRecordValue]] = {
+    ConsumerGroupMetadataKey: ConsumerGroupMetadataValue,
+    ConsumerGroupPartitionMetadataKey: ConsumerGroupPartitionMetadataValue,
+    ConsumerGroupMemberMetadataKey: ConsumerGroupMemberMetadataValue,
+    ConsumerGroupTargetAssignmentMetadataKey: ConsumerGroupTargetAssignmentMetadataValue,
+    ConsumerGroupTargetAssignmentMemberKey: ConsumerGroupTargetAssignmentMemberValue,
+    ConsumerGroupCurrentMemberAssignmentKey: ConsumerGroupCurrentMemberAssignmentValue,
+}
+
+
+def encode_consumer_group_record(record: ConsumerGroupRecord) -> tuple[bytes, bytes | None]:
+    """The key bytes and the value bytes (None for a tombstone), as Kafka 4 writes them."""
+    key, value = record.key, record.value
+    key_bytes = _INT16.pack(key.version) + _string(key.group_id)
+    if isinstance(key, _MEMBER_KEYS):
+        key_bytes += _string(key.member_id)
+    if value is None:
+        return key_bytes, None
+    expected = _CONSUMER_GROUP_VALUE_TYPES[type(key)]
+    if not isinstance(value, expected):
+        raise ValueError(f"a {type(key).__name__} holds a {expected.__name__}, not {value!r}")
+    value_bytes = (
+        _INT16.pack(_CONSUMER_GROUP_VALUE_VERSION)
+        + _consumer_group_value(value)
+        + _NO_TAGGED_FIELDS
+    )
+    return key_bytes, value_bytes
+
+
+def decode_consumer_group_record(key: bytes, value: bytes | None) -> ConsumerGroupRecord | None:
+    """The record (its value None for a tombstone), or None for a key version other than 3-8.
+
+    Unknown tagged fields are skipped; bytes after the last field are ignored.
+    """
+    version = key_version(key)
+    record_type = _CONSUMER_GROUP_RECORD_TYPES.get(version)
+    if record_type is None:
+        return None
+    name, read_key, read_value = record_type
+    reader = _Reader(key, f"{name}Key")
+    reader.position = 2
+    record_key = read_key(reader)
+    if value is None:
+        return ConsumerGroupRecord(record_key, None)
+
+    reader = _Reader(value, f"{name}Value")
+    value_version = reader.int16()
+    if value_version != _CONSUMER_GROUP_VALUE_VERSION:
+        raise ValueError(f"unknown {name}Value version {value_version}")
+    reader.flexible = True
+    record_value = read_value(reader)
+    reader.tagged_fields()
+    return ConsumerGroupRecord(record_key, record_value)
 
 
 # --- partitioning ---------------------------------------------------------------------------
