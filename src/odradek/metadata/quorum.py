@@ -16,7 +16,7 @@ from pathlib import Path
 from odradek.common.clock import Clock
 from odradek.metadata import records as metadata_records
 from odradek.metadata.image import MetadataImage
-from odradek.protocol.records import decode_records, encode_batch, iter_batches
+from odradek.protocol.records import encode_batch
 from odradek.storage.fileio import FileIO
 from odradek.storage.log import Log, LogConfig
 
@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 METADATA_TOPIC = "__cluster_metadata"
 METADATA_DIR = f"{METADATA_TOPIC}-0"
-_READ_CHUNK = 1 << 20
 
 
 class SingleNodeQuorum:
@@ -35,21 +34,13 @@ class SingleNodeQuorum:
         self.lock = asyncio.Lock()  # serializes validate-then-commit of admin requests
 
     def load(self) -> MetadataImage:
-        offset = self._log.log_start_offset
         replayed: list[metadata_records.MetadataRecord] = []
-        while offset < self._log.log_end_offset:
-            chunk = self._log.read(offset, _READ_CHUNK).records
-            if not chunk:
-                break
-            for position, header in iter_batches(chunk):
-                _, records = decode_records(memoryview(chunk)[position : position + header.size])
-                for record in records:
-                    if record.value is None:
-                        continue
-                    decoded = metadata_records.decode(record.value)
-                    if decoded is not None:
-                        replayed.append(decoded)
-                offset = header.next_offset
+        for record in self._log.replay_records():
+            if record.value is None:
+                continue
+            decoded = metadata_records.decode(record.value)
+            if decoded is not None:
+                replayed.append(decoded)
         self.image = self.image.apply(replayed)
         logger.info(
             "[MetadataLog] replayed %d records up to offset %d",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -420,6 +421,26 @@ class Log:
             )
             return ReadResult(data, log_start_offset, log_end_offset)
         return ReadResult(b"", log_start_offset, log_end_offset)
+
+    def replay_records(
+        self, end_offset: int | None = None, chunk_bytes: int = 1 << 20
+    ) -> Iterator[record_batches.Record]:
+        """Every record of the data batches from the log start offset up to `end_offset`
+        (default: the log end), read a chunk at a time: how internal topics are replayed at
+        load. Control batches (transaction markers) are skipped."""
+        offset = self.log_start_offset
+        end = self.log_end_offset if end_offset is None else end_offset
+        while offset < end:
+            data = self.read(offset, chunk_bytes, max_offset=end).records
+            if not data:
+                return
+            view = memoryview(data)
+            for position, header in record_batches.iter_batches(data):
+                offset = header.next_offset
+                if not header.is_control:
+                    yield from record_batches.decode_records(
+                        view[position : position + header.size]
+                    )[1]
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record whose timestamp is >= `timestamp_ms`."""

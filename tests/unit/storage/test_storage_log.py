@@ -465,3 +465,23 @@ def test_clean_shutdown_skips_the_recovery_scan(
     assert reopened.max_timestamp_offset() == (18, 1_009)
     with pytest.raises(AssertionError, match="recovery scan"):
         Log.open(DIR, LogConfig(), fileio=fileio, clock=clock, recovery_point=20)
+
+
+def test_replay_records_reads_every_data_record_across_segments_up_to_an_end(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    config = LogConfig(segment_bytes=len(batch(2, value_size=200)) * 2)
+    log = open_log(DIR, fileio, clock, config)
+    for n in range(6):
+        log.append_as_leader(batch(2, value_size=200, key=b"k%d" % n), leader_epoch=0)
+    control = bytearray(
+        records.encode_batch(
+            [(b"\x00\x00\x00\x01", b"marker", [])], attributes=records.ATTR_CONTROL
+        )
+    )
+    log.append_as_leader(control, leader_epoch=0)
+    assert len(log.segments) > 2
+    replayed = list(log.replay_records())
+    assert [r.offset for r in replayed] == list(range(12))  # the control record is left out
+    assert [r.key for r in replayed[::2]] == [b"k%d" % n for n in range(6)]
+    assert [r.offset for r in log.replay_records(end_offset=6)] == list(range(6))
