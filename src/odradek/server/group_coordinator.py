@@ -23,14 +23,13 @@ from odradek.coordinator.group.messages import GroupConfig
 from odradek.coordinator.group.records import OFFSETS_TOPIC
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.controller import NewTopic
-from odradek.protocol.records import decode_records, encode_batch, iter_batches
+from odradek.metadata.image import TopicImage
+from odradek.protocol.records import encode_batch
 
 if TYPE_CHECKING:
     from odradek.server.node import Node
 
 logger = logging.getLogger(__name__)
-
-_READ_CHUNK_BYTES = 1 << 20
 
 
 def group_config(node: Node) -> GroupConfig:
@@ -63,6 +62,11 @@ class OffsetsTopicLog:
         return leader.group_commit.wait_durable(result.last_offset + 1)
 
 
+def _place_groups_by(core: GroupCoordinator, topic: TopicImage) -> None:
+    """Groups go to partitions by the topic's real partition count, whatever the config says."""
+    core.config = dataclasses.replace(core.config, offsets_partitions=len(topic.partitions))
+
+
 def load(node: Node, core: GroupCoordinator) -> None:
     """Replay every partition of `__consumer_offsets` on this node into the core.
 
@@ -74,7 +78,7 @@ def load(node: Node, core: GroupCoordinator) -> None:
     topic = node.image.topic(OFFSETS_TOPIC)
     if topic is None:
         return
-    core.config = dataclasses.replace(core.config, offsets_partitions=len(topic.partitions))
+    _place_groups_by(core, topic)
     read_count = 0
     for partition_id in sorted(topic.partitions):
         try:
@@ -82,23 +86,11 @@ def load(node: Node, core: GroupCoordinator) -> None:
         except KafkaError:
             continue
         latest: dict[bytes, bytes | None] = {}
-        offset = partition.log.log_start_offset
-        end = partition.high_watermark
-        while offset < end:
-            data = partition.read(offset, _READ_CHUNK_BYTES, min_one_message=True).records
-            if not data:
-                break
-            view = memoryview(data)
-            for position, header in iter_batches(data):
-                offset = header.next_offset
-                if header.is_control:
-                    continue
-                _, records = decode_records(view[position : position + header.size])
-                for record in records:
-                    if record.key is not None:
-                        latest.pop(record.key, None)  # re-inserted last: replay in write order
-                        latest[record.key] = record.value
-                        read_count += 1
+        for record in partition.log.replay_records(end_offset=partition.high_watermark):
+            if record.key is not None:
+                latest.pop(record.key, None)  # re-inserted last: replay in write order
+                latest[record.key] = record.value
+                read_count += 1
         for key, value in latest.items():
             try:
                 core.replay(key, value)
@@ -143,6 +135,4 @@ async def ensure_offsets_topic(node: Node, runtime: GroupCoordinatorRuntime) -> 
         )
     topic = node.image.topic(OFFSETS_TOPIC)
     assert topic is not None
-    runtime.core.config = dataclasses.replace(
-        runtime.core.config, offsets_partitions=len(topic.partitions)
-    )
+    _place_groups_by(runtime.core, topic)

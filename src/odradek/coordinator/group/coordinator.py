@@ -156,8 +156,7 @@ class GroupCoordinator(GroupOffsets):
                 self._on_heartbeat_expired(group, member_id, now_ms)
             elif kind == "pending":
                 if member_id in group.pending_members:
-                    group.pending_members.discard(member_id)
-                    self._maybe_complete_join(group, now_ms)
+                    self._remove_pending_member(group, member_id, now_ms)
             elif kind == "join":
                 self._on_join_timeout(group, now_ms)
             elif kind == "sync":
@@ -248,9 +247,7 @@ class GroupCoordinator(GroupOffsets):
 
     def _forget_refused_member(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
         if member_id in group.pending_members:
-            group.pending_members.discard(member_id)
-            self.timers.cancel(("pending", group.group_id, member_id))
-            self._maybe_complete_join(group, now_ms)
+            self._remove_pending_member(group, member_id, now_ms)
         elif member_id in group.members:
             self._remove_member(group, member_id, now_ms)
 
@@ -706,16 +703,20 @@ class GroupCoordinator(GroupOffsets):
                     errors.append(ErrorCode.NONE)
                     self._remove_member(group, known, now_ms)
             elif member_id in group.pending_members:
-                group.pending_members.discard(member_id)
-                self.timers.cancel(("pending", group.group_id, member_id))
                 errors.append(ErrorCode.NONE)
-                self._maybe_complete_join(group, now_ms)
+                self._remove_pending_member(group, member_id, now_ms)
             elif member_id in group.members:
                 errors.append(ErrorCode.NONE)
                 self._remove_member(group, member_id, now_ms)
             else:
                 errors.append(ErrorCode.UNKNOWN_MEMBER_ID)
         return ErrorCode.NONE, errors
+
+    def _remove_pending_member(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
+        """Forget a member told MEMBER_ID_REQUIRED; the join may have been waiting on it."""
+        group.pending_members.discard(member_id)
+        self.timers.cancel(("pending", group.group_id, member_id))
+        self._maybe_complete_join(group, now_ms)
 
     def _remove_member(self, group: ClassicGroup, member_id: str, now_ms: int) -> None:
         self.timers.cancel(("heartbeat", group.group_id, member_id))
