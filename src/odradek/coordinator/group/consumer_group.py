@@ -22,15 +22,21 @@ A member with epoch -2 is a static member that left for a while (it keeps its pa
 its target until its session expires or its instance id joins again, under a new member id
 or its own).
 
-Subscriptions to a regular expression (ConsumerGroupHeartbeat v1's SubscribedTopicRegex) are
-not supported: the field is kept in the records for compatibility and always None here.
+A member subscribes to topic names, to a regular expression (ConsumerGroupHeartbeat v1's
+SubscribedTopicRegex), or both. The expression must match a whole topic name, as Java's
+`Matcher.matches` does, and never selects an internal topic; it is resolved against the topics
+of the metadata image each time the group's subscriptions are computed, so a topic created
+later joins the subscription at the next heartbeat. Kafka resolves expressions with RE2/J;
+Python's `re` accepts the same common syntax (and a few constructs RE2 refuses).
 Members using the classic protocol inside a consumer group (Kafka's online upgrade) are not
-held either.
+held.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 
@@ -58,8 +64,22 @@ from odradek.coordinator.group.consumer_group_records import (
 LEAVE_GROUP_MEMBER_EPOCH = -1
 LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
 
+# Topics a regular expression never selects (Kafka's Topic.isInternal).
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
-class IllegalStateError(Exception):
+
+@functools.lru_cache(maxsize=256)
+def compile_subscription(regex: str) -> re.Pattern[str]:
+    """The compiled form of a subscription's expression (re.error if it is not valid)."""
+    return re.compile(regex)
+
+
+def topics_matching(regex: str, topic_names: Iterable[str]) -> set[str]:
+    pattern = compile_subscription(regex)
+    return {name for name in topic_names if name not in INTERNAL_TOPICS and pattern.fullmatch(name)}
+
+
+class IllegalStateError(ValueError):
     """Replayed records contradict the group (Kafka's IllegalStateException)."""
 
 
@@ -121,6 +141,14 @@ class ConsumerGroupMember:
             self.rebalance_timeout_ms,
             self.server_assignor,
         )
+
+    def subscribed_topics(self, topic_names: Iterable[str]) -> set[str]:
+        """The topics this member subscribes to among `topic_names`: by name and by regex.
+        Names are kept whether the topic exists or not."""
+        topics = set(self.subscribed_topic_names)
+        if self.subscribed_topic_regex:
+            topics |= topics_matching(self.subscribed_topic_regex, topic_names)
+        return topics
 
     def owned(self) -> Iterator[tuple[TopicId, int]]:
         """Assigned partitions and partitions pending revocation: what no one else may hold."""
@@ -245,15 +273,21 @@ class ConsumerGroup:
         return self.target_assignment.get(member_id, {})
 
     def subscribed_topic_names(
-        self, without: str | None = None, extra: ConsumerGroupMember | None = None
+        self,
+        without: str | None = None,
+        extra: ConsumerGroupMember | None = None,
+        topic_names: Iterable[str] = (),
     ) -> set[str]:
-        """Topics some member subscribes to, leaving out `without` and adding `extra`."""
-        names: set[str] = set()
-        for member_id, member in self.members.items():
-            if member_id != without:
-                names |= member.subscribed_topic_names
+        """Topics some member subscribes to, leaving out `without` and adding `extra`;
+        regular expressions select among `topic_names`."""
+        members = [m for member_id, m in self.members.items() if member_id != without]
         if extra is not None:
-            names |= extra.subscribed_topic_names
+            members.append(extra)
+        if any(m.subscribed_topic_regex for m in members):
+            topic_names = list(topic_names)
+        names: set[str] = set()
+        for member in members:
+            names |= member.subscribed_topics(topic_names)
         return names
 
     def preferred_assignor(

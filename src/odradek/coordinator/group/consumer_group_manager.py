@@ -1,14 +1,14 @@
 """The consumer groups of one `__consumer_offsets` partition and their ConsumerGroupHeartbeat
 logic (KIP-848), without I/O: what Kafka's GroupMetadataManager does for consumer groups.
 
-How a caller drives it (the request handler and the coordinator runtime, not written yet):
+How the group coordinator core (`coordinator.py`) drives it:
 
     result = manager.heartbeat(request, topics, now_ms)     # -> HeartbeatResult
     write result.records to the group's partition; then, in order, manager.replay(record)
     for each, before the next operation on this partition; then send result.response.
 
-    while records := manager.poll(now_ms, topics):          # session / rebalance timeouts
-        write them, and replay them, as above
+    while expiry := manager.pop_expired(now_ms):           # session / rebalance timeouts
+        when the group is free: records = manager.expire(expiry, topics); write, replay
     manager.next_deadline()                                 # when to call poll next
 
 `topics` maps a topic name to its TopicMetadata (id, partition count) from the current
@@ -47,8 +47,8 @@ A heartbeat, as Kafka handles it:
 
 Fencing a member (leave, session or rebalance timeout) writes its tombstones, the subscription
 metadata without it, and a group epoch bump; the next heartbeat of any member computes the new
-target. Not done here: regex subscriptions (INVALID_REQUEST), classic-protocol members inside a
-consumer group and online upgrade/downgrade, per-group config overrides, metrics.
+target. Not done here: classic-protocol members inside a consumer group and online
+upgrade/downgrade, per-group config overrides, metrics.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -77,6 +78,7 @@ from odradek.coordinator.group.consumer_group import (
     ConsumerGroupState,
     IllegalStateError,
     MemberState,
+    compile_subscription,
     current_assignment_record,
     group_epoch_record,
     member_metadata_record,
@@ -116,6 +118,17 @@ logger = logging.getLogger(__name__)
 SESSION = "session"
 REBALANCE = "rebalance"
 TimerKey = tuple[str, str, str]  # (SESSION or REBALANCE, group id, member id)
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """A timer that fired: what `expire` checks before fencing the member."""
+
+    kind: str  # SESSION or REBALANCE
+    group_id: str
+    member_id: str
+    member_epoch: int | None  # REBALANCE: the epoch the member had to move on from
+
 
 Reconciler = Callable[
     [ConsumerGroupMember, int, Assignment, PartitionEpoch, OwnedPartitions], ConsumerGroupMember
@@ -213,25 +226,46 @@ class ConsumerGroupManager:
     def poll(self, now_ms: int, topics: Mapping[str, TopicMetadata]) -> list[ConsumerGroupRecord]:
         """The records of the next expired member, or [] when none is left. Replay each batch
         before calling again: the next one is computed from the state it leaves."""
-        while (key := self.timers.pop_expired(now_ms)) is not None:
-            kind, group_id, member_id = key
-            expected_epoch = None
-            if kind == REBALANCE:
-                expected_epoch = self._rebalance_epochs.pop((group_id, member_id), None)
-            group = self.groups.get(group_id)
-            member = group.members.get(member_id) if group is not None else None
-            if group is None or member is None:
-                continue
-            if kind == REBALANCE and member.member_epoch != expected_epoch:
-                continue  # it moved on from the epoch it had to leave
-            logger.info(
-                "[GroupId %s] Member %s fenced: %s",
-                group_id,
-                member_id,
-                "session expired" if kind == SESSION else "revocation not done in time",
-            )
-            return self._fence(group, member, topics)
+        while (expiry := self.pop_expired(now_ms)) is not None:
+            if records := self.expire(expiry, topics):
+                return records
         return []
+
+    def pop_expired(self, now_ms: int) -> Expiry | None:
+        """The next timer due, to hand to `expire` when its group is free to change."""
+        key = self.timers.pop_expired(now_ms)
+        if key is None:
+            return None
+        kind, group_id, member_id = key
+        epoch = None
+        if kind == REBALANCE:
+            epoch = self._rebalance_epochs.pop((group_id, member_id), None)
+        return Expiry(kind, group_id, member_id, epoch)
+
+    def expire(
+        self, expiry: Expiry, topics: Mapping[str, TopicMetadata]
+    ) -> list[ConsumerGroupRecord]:
+        """Fence the member of an expired timer, if the timer still applies to it."""
+        group = self.groups.get(expiry.group_id)
+        member = group.members.get(expiry.member_id) if group is not None else None
+        if group is None or member is None:
+            return []
+        if expiry.kind == REBALANCE and member.member_epoch != expiry.member_epoch:
+            return []  # it moved on from the epoch it had to leave
+        logger.info(
+            "[GroupId %s] Member %s fenced: %s",
+            expiry.group_id,
+            expiry.member_id,
+            "session expired" if expiry.kind == SESSION else "revocation not done in time",
+        )
+        return self._fence(group, member, topics)
+
+    def subscribed_topics(self, group_id: str, topic_names: Iterable[str]) -> set[str]:
+        """Topics the group's members subscribe to (its offsets of others may expire)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return set()
+        return group.subscribed_topic_names(topic_names=topic_names)
 
     def _schedule_rebalance_timeout(
         self, group_id: str, member: ConsumerGroupMember, now_ms: int
@@ -278,15 +312,25 @@ class ConsumerGroupManager:
             raise invalid("InstanceId can't be empty.")
         if _blank(request.rack_id):
             raise invalid("RackId can't be empty.")
-        if request.subscribed_topic_regex is not None:
-            raise invalid("SubscribedTopicRegex is not supported.")
+        if request.subscribed_topic_regex:
+            try:
+                compile_subscription(request.subscribed_topic_regex)
+            except re.error as error:
+                raise _Rejected(
+                    ErrorCode.INVALID_REGULAR_EXPRESSION,
+                    f"SubscribedTopicRegex `{request.subscribed_topic_regex}` is not a valid "
+                    f"regular expression: {error}.",
+                ) from error
         if epoch == 0:
             if request.rebalance_timeout_ms == -1:
                 raise invalid("RebalanceTimeoutMs must be provided in first request.")
             if request.topic_partitions is None or request.topic_partitions:
                 raise invalid("TopicPartitions must be empty when (re-)joining.")
-            if request.subscribed_topic_names is None:
-                raise invalid("SubscribedTopicNames must be set in first request.")
+            if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
+                raise invalid(
+                    "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
+                    "(re-)joining."
+                )
         elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
             if request.instance_id is None:
                 raise invalid("InstanceId can't be null.")
@@ -341,15 +385,25 @@ class ConsumerGroupManager:
             subscribed_topic_names=frozenset(request.subscribed_topic_names)
             if request.subscribed_topic_names is not None
             else member.subscribed_topic_names,
+            # An empty expression is how a client says it no longer subscribes to one.
+            subscribed_topic_regex=(request.subscribed_topic_regex or None)
+            if request.subscribed_topic_regex is not None
+            else member.subscribed_topic_regex,
             client_id=request.client_id,
             client_host=request.client_host,
         )
         bump = group.group_epoch == 0
         if updated.metadata() != member.metadata():
             records.append(member_metadata_record(group_id, updated))
-            bump = bump or updated.subscribed_topic_names != member.subscribed_topic_names
+            bump = bump or (
+                updated.subscribed_topic_names != member.subscribed_topic_names
+                or updated.subscribed_topic_regex != member.subscribed_topic_regex
+            )
         metadata = _subscription_metadata(
-            group.subscribed_topic_names(without=member.member_id, extra=updated), topics
+            group.subscribed_topic_names(
+                without=member.member_id, extra=updated, topic_names=topics.keys()
+            ),
+            topics,
         )
         if metadata != group.subscription_metadata:
             records.append(subscription_metadata_record(group_id, metadata))
@@ -388,7 +442,10 @@ class ConsumerGroupManager:
         )
         full_request = joining or (
             request.rebalance_timeout_ms != -1
-            and request.subscribed_topic_names is not None
+            and (
+                request.subscribed_topic_names is not None
+                or request.subscribed_topic_regex is not None
+            )
             and owned is not None
         )
         assignment = None
@@ -498,7 +555,8 @@ class ConsumerGroupManager:
         topic_ids = {name: topic.topic_id for name, topic in metadata.items()}
 
         def subscription(m: ConsumerGroupMember, assignment: Assignment) -> MemberSubscription:
-            ids = frozenset(topic_ids[n] for n in m.subscribed_topic_names if n in topic_ids)
+            names = m.subscribed_topics(topic_ids)
+            ids = frozenset(topic_ids[n] for n in names if n in topic_ids)
             return MemberSubscription(ids, assignment, m.instance_id, m.rack_id)
 
         specs = {
@@ -584,7 +642,8 @@ class ConsumerGroupManager:
     ) -> list[ConsumerGroupRecord]:
         records = member_tombstones(group.group_id, member.member_id)
         metadata = _subscription_metadata(
-            group.subscribed_topic_names(without=member.member_id), topics
+            group.subscribed_topic_names(without=member.member_id, topic_names=topics.keys()),
+            topics,
         )
         if metadata != group.subscription_metadata:
             records.append(subscription_metadata_record(group.group_id, metadata))
