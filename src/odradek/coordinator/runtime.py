@@ -21,6 +21,10 @@ from typing import Any, Protocol, TypeVar
 
 from odradek.common.clock import Clock
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.consumer_group_messages import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+)
 from odradek.coordinator.group.coordinator import GroupCoordinator
 from odradek.coordinator.group.messages import (
     JoinRequest,
@@ -111,6 +115,13 @@ class GroupCoordinatorRuntime:
         )
         self.drive()
         return error
+
+    async def consumer_group_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResponse:
+        return await self._call(
+            lambda respond: self.core.consumer_group_heartbeat(
+                request, self.clock.wall_ms(), respond
+            )
+        )
 
     def leave_group(
         self, group_id: str, members: list[tuple[str, str | None]]

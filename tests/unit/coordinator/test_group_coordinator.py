@@ -1297,11 +1297,11 @@ def test_group_record_without_protocol_type_loads_as_a_simple_group() -> None:
     assert driver.committed() == {("t", 0): 1}  # by commit time: not expired yet
 
 
-def test_replay_ignores_kafka_4_record_types() -> None:
+def test_replay_ignores_record_types_it_does_not_hold() -> None:
     core = GroupCoordinator()
-    key = struct.pack(">h", 3) + _string(GROUP)  # consumer group metadata (KIP-848)
+    key = struct.pack(">h", 11) + _string(GROUP)  # a share group's metadata (KIP-932)
     core.replay(key, b"\x00\x00whatever")
-    assert core.groups == {}
+    assert core.groups == {} and core.consumer.groups == {}
 
 
 # --- DeleteGroups -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The group coordinator core: classic groups and their committed offsets, without I/O.
+"""The group coordinator core: classic groups, consumer groups (KIP-848, in
+`consumer_groups.py`) and committed offsets (`offsets.py`), without I/O.
 
 Every entry point takes `now_ms` and a `respond` callback, and may queue `Write`s: records for a
 partition of `__consumer_offsets`. The driver (`coordinator/runtime.py`) appends each write,
@@ -21,8 +22,10 @@ state machine; error codes are the ones Kafka returns in each state.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
 
 from odradek.common.errors import ErrorCode
 from odradek.common.timers import Timers
@@ -31,6 +34,12 @@ from odradek.coordinator.group.classic import (
     GroupState,
     Member,
 )
+from odradek.coordinator.group.consumer_group_manager import (
+    ConsumerGroupConfig,
+    ConsumerGroupManager,
+)
+from odradek.coordinator.group.consumer_group_records import TopicMetadata
+from odradek.coordinator.group.consumer_groups import ConsumerGroupOps
 from odradek.coordinator.group.messages import (
     GroupConfig,
     JoinRequest,
@@ -41,7 +50,7 @@ from odradek.coordinator.group.messages import (
     Write,
     write_error_for_group,
 )
-from odradek.coordinator.group.offsets import GroupOffsets
+from odradek.coordinator.group.offsets import CommittedOffsets, GroupOffsets
 from odradek.coordinator.group.records import (
     GroupKey,
     GroupValue,
@@ -49,16 +58,38 @@ from odradek.coordinator.group.records import (
     OffsetKey,
     OffsetValue,
     decode,
+    decode_consumer_group_record,
     encode_key,
     encode_value,
     group_partition,
+    key_version,
 )
 
+FIRST_CONSUMER_GROUP_KEY_VERSION = 3
 
-class GroupCoordinator(GroupOffsets):
-    def __init__(self, config: GroupConfig | None = None) -> None:
+
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    group_id: str
+    protocol_type: str
+    state: str
+    group_type: str  # "classic" or "consumer"
+
+
+class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
+    def __init__(
+        self,
+        config: GroupConfig | None = None,
+        consumer_config: ConsumerGroupConfig | None = None,
+        topics: Callable[[], Mapping[str, TopicMetadata]] = dict,
+    ) -> None:
         self.config = config or GroupConfig()
         self.groups: dict[str, ClassicGroup] = {}
+        self.offsets: dict[str, CommittedOffsets] = {}
+        self.consumer = ConsumerGroupManager(consumer_config)
+        # The topics of the current metadata image (consumer groups subscribe to them).
+        self.topics = topics
+        self._queues: dict[str, deque[Callable[[], bool]]] = {}
         self.writes: list[Write] = []
         self.timers: Timers[TimerKey] = Timers()
         # The latest now_ms any entry point was given. A write's on_done comes without a time,
@@ -72,28 +103,27 @@ class GroupCoordinator(GroupOffsets):
     # --- loading ------------------------------------------------------------------------------
 
     def replay(self, key: bytes, value: bytes | None) -> None:
-        """Apply one record of `__consumer_offsets` (at load, and after each offset write)."""
+        """Apply one record of `__consumer_offsets` (at load, and after each write)."""
+        if key_version(key) >= FIRST_CONSUMER_GROUP_KEY_VERSION:
+            record = decode_consumer_group_record(key, value)
+            if record is not None:
+                self._replay_consumer_group_record(record)
+            return
         decoded = decode(key, value)
         if decoded is None:
             return
         record_key, record_value = decoded
         if isinstance(record_key, OffsetKey):
-            group = self.groups.get(record_key.group)
-            position = (record_key.topic, record_key.partition)
-            if record_value is None:
-                if group is not None:
-                    group.offsets.pop(position, None)
-                return
-            assert isinstance(record_value, OffsetValue)
-            if group is None:
-                group = self.groups[record_key.group] = ClassicGroup(record_key.group)
-            group.offsets[position] = record_value
+            assert record_value is None or isinstance(record_value, OffsetValue)
+            self.replay_offset(record_key, record_value)
             return
         assert isinstance(record_key, GroupKey)
         if record_value is None:
             self.groups.pop(record_key.group, None)
             return
         assert isinstance(record_value, GroupValue)
+        if record_key.group in self.consumer.groups:
+            raise ValueError(f"a classic group record for {record_key.group}, a consumer group")
         group = self.groups.get(record_key.group) or ClassicGroup(record_key.group)
         self.groups[record_key.group] = group
         # Kafka writes "" for a group that has no protocol type yet (a new or simple group);
@@ -137,11 +167,13 @@ class GroupCoordinator(GroupOffsets):
                 self._schedule_heartbeat(group, member, now_ms)
             if len(group.members) > self.config.max_size:
                 self._prepare_rebalance(group, now_ms)
+        self.consumer.finish_loading(now_ms)
 
     # --- timers -------------------------------------------------------------------------------
 
     def next_deadline(self) -> int | None:
-        return self.timers.next_deadline()
+        deadlines = [self.timers.next_deadline(), self.consumer.next_deadline()]
+        return min((d for d in deadlines if d is not None), default=None)
 
     def poll(self, now_ms: int) -> None:
         self._seen(now_ms)
@@ -161,6 +193,8 @@ class GroupCoordinator(GroupOffsets):
                 self._on_join_timeout(group, now_ms)
             elif kind == "sync":
                 self._on_sync_timeout(group, int(member_id), now_ms)
+        while (expiry := self.consumer.pop_expired(now_ms)) is not None:
+            self._serialized(expiry.group_id, partial(self._on_consumer_expiry, expiry))
 
     def _schedule_heartbeat(
         self, group: ClassicGroup, member: Member, now_ms: int, timeout_ms: int | None = None
@@ -195,6 +229,9 @@ class GroupCoordinator(GroupOffsets):
             <= config.max_session_timeout_ms
         ):
             respond(JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, request.member_id))
+            return
+        if not self._replace_empty_consumer_group(request.group_id):
+            respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
             return
         group = self.groups.get(request.group_id)
         if group is None:
@@ -739,64 +776,87 @@ class GroupCoordinator(GroupOffsets):
     def describe_group(self, group_id: str) -> ClassicGroup | None:
         return self.groups.get(group_id)
 
-    def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[Any]:
-        wanted_states = {s.lower() for s in states}
-        wanted_types = {t.lower() for t in types}
-        listed = []
-        for group in self.groups.values():
-            if group.state == GroupState.DEAD:
-                continue
-            if wanted_states and group.state.value.lower() not in wanted_states:
-                continue
-            if wanted_types and "classic" not in wanted_types:
-                continue
-            listed.append(group)
-        return listed
+    def list_groups(
+        self, states: Iterable[str] = (), types: Iterable[str] = ()
+    ) -> list[ListedGroup]:
+        """Groups of both kinds, filtered by state and type (case-insensitive)."""
+        wanted_states = {s.lower().strip() for s in states}
+        wanted_types = {t.lower().strip() for t in types}
+        listed = [
+            ListedGroup(g.group_id, g.protocol_type or "", g.state.value, "classic")
+            for g in self.groups.values()
+            if g.state != GroupState.DEAD
+        ]
+        listed.extend(
+            ListedGroup(g.group_id, "consumer", g.state.value, "consumer")
+            for g in self.consumer.groups.values()
+        )
+        return [
+            g
+            for g in listed
+            if (not wanted_states or g.state.lower() in wanted_states)
+            and (not wanted_types or g.group_type in wanted_types)
+        ]
 
     def delete_groups(
         self, group_ids: list[str], now_ms: int, respond: Callable[[list[ErrorCode]], None]
     ) -> None:
+        """Delete empty groups of either kind with their offsets; one error per group id."""
         self._seen(now_ms)
-        errors: list[ErrorCode] = []
-        pending: list[tuple[int, ClassicGroup, list[Record]]] = []
+        errors = [ErrorCode.NONE] * len(group_ids)
+        unsettled = [1]  # this call's own share, settled last: respond once, after every write
+
+        def settle(index: int | None = None, error: ErrorCode = ErrorCode.NONE) -> None:
+            if index is not None:
+                errors[index] = error
+            unsettled[0] -= 1
+            if unsettled[0] == 0:
+                respond(errors)
+
         for index, group_id in enumerate(group_ids):
-            group = self.groups.get(group_id)
             if not group_id:
-                errors.append(ErrorCode.INVALID_GROUP_ID)
-            elif group is None or group.state == GroupState.DEAD:
-                errors.append(ErrorCode.GROUP_ID_NOT_FOUND)
-            elif group.state != GroupState.EMPTY:
-                errors.append(ErrorCode.NON_EMPTY_GROUP)
+                errors[index] = ErrorCode.INVALID_GROUP_ID
+            elif group_id in self.consumer.groups:
+                unsettled[0] += 1
+                self._serialized(
+                    group_id, partial(self._delete_consumer_group, group_id, partial(settle, index))
+                )
             else:
-                errors.append(ErrorCode.NONE)
-                records: list[Record] = [
-                    (encode_key(OffsetKey(group_id, topic, partition)), None)
-                    for topic, partition in group.offsets
-                ]
-                records.append((encode_key(GroupKey(group_id)), None))
-                group.state = GroupState.DEAD  # not transition(): a failed write undoes this
-                pending.append((index, group, records))
-        if not pending:
-            respond(errors)
-            return
-        remaining = [len(pending)]
-
-        def finisher(index: int, group: ClassicGroup, records: list[Record]) -> Any:
-            def done(error: ErrorCode) -> None:
-                if error == ErrorCode.NONE:
-                    for key, value in records:
-                        self.replay(key, value)
+                refused = self._delete_classic_group(group_id, index, settle)
+                if refused is None:
+                    unsettled[0] += 1
                 else:
-                    group.state = GroupState.EMPTY  # nothing was deleted; the group lives on
-                    errors[index] = write_error_for_group(error)
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    respond(errors)
+                    errors[index] = refused
+        settle()
 
-            return done
+    def _delete_classic_group(
+        self, group_id: str, index: int, settle: Callable[[int, ErrorCode], None]
+    ) -> ErrorCode | None:
+        """Queue the tombstones of an empty classic group (None), or say why not."""
+        group = self.groups.get(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if group.state != GroupState.EMPTY:
+            return ErrorCode.NON_EMPTY_GROUP
+        state = self.offsets.get(group_id)
+        records: list[Record] = [
+            (encode_key(OffsetKey(group_id, topic, partition)), None)
+            for topic, partition in (sorted(state.values) if state is not None else ())
+        ]
+        records.append((encode_key(GroupKey(group_id)), None))
+        group.state = GroupState.DEAD  # not transition(): a failed write undoes this
 
-        for index, group, records in pending:
-            self._write(group.group_id, records, finisher(index, group, records))
+        def done(error: ErrorCode) -> None:
+            if error == ErrorCode.NONE:
+                for key, value in records:
+                    self.replay(key, value)
+                settle(index, ErrorCode.NONE)
+            else:
+                group.state = GroupState.EMPTY  # nothing was deleted; the group lives on
+                settle(index, write_error_for_group(error))
+
+        self._write(group_id, records, done)
+        return None
 
     # --- writes -------------------------------------------------------------------------------
 

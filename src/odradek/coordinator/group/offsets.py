@@ -1,13 +1,19 @@
-"""Committed offsets of classic groups: commit, fetch, delete and expiry (KIP-211).
+"""Committed offsets of every group: commit, fetch, delete and expiry (KIP-211).
 
-A part of the group coordinator core (`coordinator.py` mixes it in): it reads the groups'
-membership to validate commits and finds subscribed topics in the members' metadata, and like
-the rest of the core it queues writes and changes offsets only when their records are replayed.
+A part of the group coordinator core (`coordinator.py` mixes it in). As Kafka's
+OffsetMetadataManager does, it keeps the offsets of a group apart from the group itself, so a
+classic group, a consumer group (KIP-848) and a simple group (offsets only) hold them alike;
+the group decides who may commit: a classic group by member id and generation, a consumer group
+by member id and member epoch. Subscribed topics (for OffsetDelete and expiry) come from the
+classic members' metadata or the consumer group's subscriptions. Like the rest of the core it
+queues writes and changes offsets only when their records are replayed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from odradek.common.errors import ErrorCode
@@ -17,6 +23,9 @@ from odradek.coordinator.group.classic import (
     GroupState,
     Member,
 )
+from odradek.coordinator.group.consumer_group import ConsumerGroup, ConsumerGroupState
+from odradek.coordinator.group.consumer_group_manager import ConsumerGroupManager
+from odradek.coordinator.group.consumer_group_records import TopicMetadata
 from odradek.coordinator.group.messages import (
     CommittedOffset,
     GroupConfig,
@@ -46,15 +55,42 @@ def _offset_expired(value: OffsetValue, base_ms: int, retention_ms: int, now_ms:
     return now_ms - base_ms >= retention_ms
 
 
+@dataclass(slots=True)
+class CommittedOffsets:
+    """The committed offsets of one group, and the commits of it not yet replayed."""
+
+    values: dict[TopicPartition, OffsetValue] = field(default_factory=dict)
+    in_flight: dict[TopicPartition, int] = field(default_factory=dict)  # position -> commits
+
+
+def member_epoch_error(received: int, expected: int) -> ErrorCode:
+    """A consumer group member's epoch check, as Kafka's validateMemberEpoch does it."""
+    if received > expected:
+        return ErrorCode.FENCED_MEMBER_EPOCH
+    if received < expected:
+        return ErrorCode.STALE_MEMBER_EPOCH
+    return ErrorCode.NONE
+
+
 class GroupOffsets:
     """The offsets half of `GroupCoordinator`; the attributes below are the coordinator's."""
 
     config: GroupConfig
     groups: dict[str, ClassicGroup]
+    offsets: dict[str, CommittedOffsets]
+    consumer: ConsumerGroupManager
+    topics: Callable[[], Mapping[str, TopicMetadata]]
+    latest_ms: int
 
     if TYPE_CHECKING:  # provided by GroupCoordinator
 
         def replay(self, key: bytes, value: bytes | None) -> None: ...
+
+        def _serialized(self, group_id: str, operation: Callable[[], bool]) -> None: ...
+
+        def _release(self, group_id: str) -> None: ...
+
+        def _consumer_group_tombstones(self, group: ConsumerGroup) -> list[Record]: ...
 
         def _seen(self, now_ms: int) -> None: ...
 
@@ -92,6 +128,16 @@ class GroupOffsets:
         if not group_id:
             all_fail(ErrorCode.INVALID_GROUP_ID)
             return
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            error = self._check_consumer_group_commit(
+                consumer_group, generation, member_id, version
+            )
+            if error != ErrorCode.NONE:
+                all_fail(error)
+                return
+            self._write_offsets(group_id, offsets, now_ms, respond, retention_ms)
+            return
         group = self.groups.get(group_id)
         if group is None:
             if generation >= 0:
@@ -122,6 +168,32 @@ class GroupOffsets:
                 all_fail(ErrorCode.REBALANCE_IN_PROGRESS)
                 return
             self._schedule_heartbeat(group, member, now_ms)
+        self._write_offsets(group_id, offsets, now_ms, respond, retention_ms)
+
+    @staticmethod
+    def _check_consumer_group_commit(
+        group: ConsumerGroup, member_epoch: int, member_id: str, version: int
+    ) -> ErrorCode:
+        """Kafka's ConsumerGroup.validateOffsetCommit: an empty group takes commits without a
+        member (epoch < 0, as admin tools send); otherwise the member and its epoch must match,
+        over OffsetCommit v9+ (the version that carries member epochs)."""
+        if member_epoch < 0 and not group.members:
+            return ErrorCode.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if version < 9:
+            return ErrorCode.UNSUPPORTED_VERSION
+        return member_epoch_error(member_epoch, member.member_epoch)
+
+    def _write_offsets(
+        self,
+        group_id: str,
+        offsets: list[OffsetCommit],
+        now_ms: int,
+        respond: Callable[[list[ErrorCode]], None],
+        retention_ms: int,
+    ) -> None:
         errors: list[ErrorCode] = []
         records: list[Record] = []
         for item in offsets:
@@ -146,14 +218,16 @@ class GroupOffsets:
             for item, code in zip(offsets, errors, strict=True)
             if code == ErrorCode.NONE
         ]
+        state = self.offsets.setdefault(group_id, CommittedOffsets())
         for position in in_flight:
-            group.offsets_in_flight[position] = group.offsets_in_flight.get(position, 0) + 1
+            state.in_flight[position] = state.in_flight.get(position, 0) + 1
 
         def done(error: ErrorCode) -> None:
             for position in in_flight:
-                left = group.offsets_in_flight.pop(position) - 1
+                left = state.in_flight.pop(position) - 1
                 if left:
-                    group.offsets_in_flight[position] = left
+                    state.in_flight[position] = left
+            self._forget_offsets_if_unused(group_id)
             if error == ErrorCode.NONE:
                 for key, value in records:
                     self.replay(key, value)
@@ -164,12 +238,44 @@ class GroupOffsets:
 
         self._write(group_id, records, done)
 
+    def _forget_offsets_if_unused(self, group_id: str) -> None:
+        state = self.offsets.get(group_id)
+        if state is not None and not state.values and not state.in_flight:
+            del self.offsets[group_id]
+
+    def replay_offset(self, key: OffsetKey, value: OffsetValue | None) -> None:
+        """An offset commit record, or its tombstone. As in Kafka, offsets of a group that does
+        not exist create a simple (classic, memberless) group to hold them."""
+        position = (key.topic, key.partition)
+        if value is None:
+            state = self.offsets.get(key.group)
+            if state is not None:
+                state.values.pop(position, None)
+                self._forget_offsets_if_unused(key.group)
+            return
+        if key.group not in self.groups and key.group not in self.consumer.groups:
+            self.groups[key.group] = ClassicGroup(key.group)
+        self.offsets.setdefault(key.group, CommittedOffsets()).values[position] = value
+
+    def check_offset_fetch(
+        self, group_id: str, member_id: str | None, member_epoch: int
+    ) -> ErrorCode:
+        """OffsetFetch v9+ from a consumer group member is checked as a commit is; requests
+        without a member (admin tools, classic groups) are not."""
+        group = self.consumer.groups.get(group_id)
+        if group is None or (member_id is None and member_epoch < 0):
+            return ErrorCode.NONE
+        member = group.members.get(member_id or "")
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        return member_epoch_error(member_epoch, member.member_epoch)
+
     def fetch_offsets(
         self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[CommittedOffset]:
         """Committed offsets of a group: the partitions asked for, or all when None."""
-        group = self.groups.get(group_id)
-        offsets = group.offsets if group is not None else {}
+        state = self.offsets.get(group_id)
+        offsets = state.values if state is not None else {}
         wanted = sorted(offsets) if partitions is None else partitions
         result: list[CommittedOffset] = []
         for topic, partition in wanted:
@@ -197,16 +303,20 @@ class GroupOffsets:
         consumer group whose subscriptions cannot be read counts as subscribed to every topic.
         """
         self._seen(now_ms)
-        group = self.groups.get(group_id)
-        if group is None or group.state == GroupState.DEAD:
-            respond(ErrorCode.GROUP_ID_NOT_FOUND, [])
-            return
         subscribed: set[str] | None = set()
-        if group.state != GroupState.EMPTY:
-            if group.protocol_type != CONSUMER_PROTOCOL_TYPE:
-                respond(ErrorCode.NON_EMPTY_GROUP, [])
+        if group_id in self.consumer.groups:
+            subscribed = self.consumer.subscribed_topics(group_id, self.topics())
+        else:
+            group = self.groups.get(group_id)
+            if group is None or group.state == GroupState.DEAD:
+                respond(ErrorCode.GROUP_ID_NOT_FOUND, [])
                 return
-            subscribed = group.subscribed_topics()
+            if group.state != GroupState.EMPTY:
+                if group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+                    respond(ErrorCode.NON_EMPTY_GROUP, [])
+                    return
+                subscribed = group.subscribed_topics()
+        committed = self.offsets.get(group_id, CommittedOffsets()).values
         errors: list[ErrorCode] = []
         records: list[Record] = []
         for topic, partition in partitions:
@@ -214,7 +324,7 @@ class GroupOffsets:
                 errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
                 continue
             errors.append(ErrorCode.NONE)
-            if (topic, partition) in group.offsets:
+            if (topic, partition) in committed:
                 records.append((encode_key(OffsetKey(group_id, topic, partition)), None))
         if not records:
             respond(ErrorCode.NONE, errors)
@@ -233,55 +343,91 @@ class GroupOffsets:
     def expire_offsets(self, now_ms: int) -> None:
         """Drop offsets past offsets.retention.minutes, and empty groups left with none.
 
-        An empty group's offsets expire `retention` after the group became empty (KIP-211);
-        a group without group management (no generation) counts from each commit. Offsets of
-        topics a live consumer group no longer subscribes to count from their commit.
+        An empty classic group's offsets expire `retention` after the group became empty
+        (KIP-211); a group without group management (no generation) counts from each commit.
+        Offsets of topics a live group no longer subscribes to count from their commit, and so
+        do all offsets of a consumer group (KIP-848), whose subscriptions say which are live.
         """
         self._seen(now_ms)
-        retention = self.config.offsets_retention_ms
         for group in list(self.groups.values()):
-            if group.state == GroupState.DEAD:
-                continue
-            expired: list[TopicPartition] = []
-            if group.state == GroupState.EMPTY:
-                from_state_change = (
-                    group.protocol_type is not None and group.current_state_timestamp >= 0
-                )
-                for position, value in group.offsets.items():
-                    base = (
-                        group.current_state_timestamp
-                        if from_state_change
-                        else (value.commit_timestamp)
-                    )
-                    if position not in group.offsets_in_flight and _offset_expired(
-                        value, base, retention, now_ms
-                    ):
-                        expired.append(position)
-            elif group.state == GroupState.STABLE:
-                subscribed = group.subscribed_topics()
-                if subscribed is None:
-                    continue
-                for position, value in group.offsets.items():
-                    if (
-                        position[0] not in subscribed
-                        and position not in group.offsets_in_flight
-                        and _offset_expired(value, value.commit_timestamp, retention, now_ms)
-                    ):
-                        expired.append(position)
-            records: list[Record] = [
-                (encode_key(OffsetKey(group.group_id, topic, partition)), None)
-                for topic, partition in expired
-            ]
-            drop_group = (
-                group.state == GroupState.EMPTY
-                and len(expired) == len(group.offsets)
-                and not group.offsets_in_flight
+            if group.state != GroupState.DEAD:
+                self._expire_classic_group_offsets(group, now_ms)
+        for group_id in list(self.consumer.groups):
+            self._serialized(group_id, partial(self._expire_consumer_group_offsets, group_id))
+
+    def _expired(
+        self,
+        group_id: str,
+        now_ms: int,
+        base_ms: int | None = None,
+        subscribed: set[str] | None = None,
+    ) -> list[TopicPartition]:
+        """Positions whose offsets expired, counting from `base_ms` or else from each commit;
+        offsets of `subscribed` topics and commits still in flight never expire."""
+        state = self.offsets.get(group_id)
+        if state is None:
+            return []
+        retention = self.config.offsets_retention_ms
+        return [
+            position
+            for position, value in state.values.items()
+            if (subscribed is None or position[0] not in subscribed)
+            and position not in state.in_flight
+            and _offset_expired(
+                value, value.commit_timestamp if base_ms is None else base_ms, retention, now_ms
             )
-            if drop_group:
-                group.state = GroupState.DEAD  # not transition(): a failed write undoes this
-                records.append((encode_key(GroupKey(group.group_id)), None))
-            if records:
-                self._write(group.group_id, records, self._replayer(group, records))
+        ]
+
+    def _all_offsets_go(self, group_id: str, expired: list[TopicPartition]) -> bool:
+        state = self.offsets.get(group_id)
+        return state is None or (len(expired) == len(state.values) and not state.in_flight)
+
+    def _expire_classic_group_offsets(self, group: ClassicGroup, now_ms: int) -> None:
+        expired: list[TopicPartition] = []
+        if group.state == GroupState.EMPTY:
+            managed = group.protocol_type is not None and group.current_state_timestamp >= 0
+            base = group.current_state_timestamp if managed else None
+            expired = self._expired(group.group_id, now_ms, base)
+        elif group.state == GroupState.STABLE:
+            subscribed = group.subscribed_topics()
+            if subscribed is None:
+                return
+            expired = self._expired(group.group_id, now_ms, subscribed=subscribed)
+        records: list[Record] = [
+            (encode_key(OffsetKey(group.group_id, topic, partition)), None)
+            for topic, partition in expired
+        ]
+        if group.state == GroupState.EMPTY and self._all_offsets_go(group.group_id, expired):
+            group.state = GroupState.DEAD  # not transition(): a failed write undoes this
+            records.append((encode_key(GroupKey(group.group_id)), None))
+        if records:
+            self._write(group.group_id, records, self._replayer(group, records))
+
+    def _expire_consumer_group_offsets(self, group_id: str) -> bool:
+        """One step of a consumer group's queue (see `_serialized`): True if it wrote."""
+        group = self.consumer.groups.get(group_id)
+        if group is None:
+            return False
+        now_ms = self.latest_ms
+        subscribed = group.subscribed_topic_names(topic_names=self.topics())
+        expired = self._expired(group_id, now_ms, subscribed=subscribed)
+        records: list[Record] = [
+            (encode_key(OffsetKey(group_id, topic, partition)), None)
+            for topic, partition in expired
+        ]
+        if group.state == ConsumerGroupState.EMPTY and self._all_offsets_go(group_id, expired):
+            records.extend(self._consumer_group_tombstones(group))
+        if not records:
+            return False
+
+        def done(error: ErrorCode) -> None:
+            if error == ErrorCode.NONE:
+                for key, value in records:
+                    self.replay(key, value)
+            self._release(group_id)
+
+        self._write(group_id, records, done)
+        return True
 
     def _replayer(self, group: ClassicGroup, records: list[Record]) -> Callable[[ErrorCode], None]:
         def done(error: ErrorCode) -> None:
