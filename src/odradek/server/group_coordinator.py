@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.consumer_group_manager import ConsumerGroupConfig
+from odradek.coordinator.group.consumer_group_records import TopicMetadata
 from odradek.coordinator.group.coordinator import GroupCoordinator
 from odradek.coordinator.group.messages import GroupConfig
 from odradek.coordinator.group.records import OFFSETS_TOPIC
@@ -43,6 +45,40 @@ def group_config(node: Node) -> GroupConfig:
         offsets_retention_ms=config["offsets.retention.minutes"] * 60_000,
         offsets_partitions=config["offsets.topic.num.partitions"],
     )
+
+
+def consumer_group_config(node: Node) -> ConsumerGroupConfig:
+    config = node.config
+    return ConsumerGroupConfig(
+        session_timeout_ms=config["group.consumer.session.timeout.ms"],
+        heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
+        max_size=config["group.consumer.max.size"],
+        assignors=tuple(config["group.consumer.assignors"]),
+    )
+
+
+class ImageTopics:
+    """The topics of the node's metadata image as consumer groups see them, rebuilt only when
+    the image changes."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._epoch = -1
+        self._topics: Mapping[str, TopicMetadata] = {}
+
+    def __call__(self) -> Mapping[str, TopicMetadata]:
+        image = self.node.image
+        if image.epoch != self._epoch:
+            self._topics = {
+                name: TopicMetadata(topic.topic_id, name, len(topic.partitions))
+                for name, topic in image.topics.items()
+            }
+            self._epoch = image.epoch
+        return self._topics
+
+
+def new_coordinator(node: Node) -> GroupCoordinator:
+    return GroupCoordinator(group_config(node), consumer_group_config(node), ImageTopics(node))
 
 
 class OffsetsTopicLog:
@@ -102,7 +138,10 @@ def load(node: Node, core: GroupCoordinator) -> None:
                     exc,
                 )
     logger.info(
-        "[GroupCoordinator] read %d records, loaded %d groups", read_count, len(core.groups)
+        "[GroupCoordinator] read %d records, loaded %d classic and %d consumer groups",
+        read_count,
+        len(core.groups),
+        len(core.consumer.groups),
     )
 
 

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from odradek.common.clock import Clock, SystemClock
 from odradek.common.config import BrokerConfig
 from odradek.common.errors import KafkaError
-from odradek.coordinator.group.coordinator import GroupCoordinator
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
 from odradek.metadata.image import MetadataImage
@@ -64,7 +63,7 @@ class Node:
         self.replica_manager = ReplicaManager(self.node_id, config, self.log_manager)
         self.quorum: SingleNodeQuorum | None = None
         self.group_coordinator = GroupCoordinatorRuntime(
-            GroupCoordinator(group_coordinator.group_config(self)),
+            group_coordinator.new_coordinator(self),
             self.clock,
             group_coordinator.OffsetsTopicLog(self),
             config["offsets.retention.check.interval.ms"],

@@ -2,7 +2,8 @@
 
 Members carry their metadata and assignment only while the group is Stable, as in Kafka (in
 other states the assignment is not settled). A group that does not exist is reported as Dead
-with no error before v6 and as GROUP_ID_NOT_FOUND from v6 (KIP-1043). v3+ can include the
+with no error before v6 and as GROUP_ID_NOT_FOUND from v6 (KIP-1043); so is a consumer group
+(KIP-848), which ConsumerGroupDescribe describes. v3+ can include the
 operations the caller may perform: without ACLs, every group operation (READ, DELETE,
 DESCRIBE).
 """
@@ -45,6 +46,10 @@ async def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
             pass
         elif not group_id:
             error = ErrorCode.INVALID_GROUP_ID
+        elif group_id in ctx.node.group_coordinator.core.consumer.groups:
+            if version >= 6:
+                error = ErrorCode.GROUP_ID_NOT_FOUND
+                message = f"Group {group_id} is not a classic group."
         elif group is None or group.state == GroupState.DEAD:
             if version >= 6:
                 error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."

@@ -1,4 +1,4 @@
-"""ListGroups (key 16), v0-v5: every group this coordinator knows.
+"""ListGroups (key 16), v0-v5: every group this coordinator knows, classic and consumer.
 
 v4+ filter by state (KIP-518; case-insensitive) and v5+ by type (KIP-848: "classic",
 "consumer"); v4+ report each group's state and v5+ its type. Groups being deleted are left out.
@@ -31,9 +31,9 @@ async def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
         groups=tuple(
             schema.ListedGroup(
                 group_id=group.group_id,
-                protocol_type=group.protocol_type or "",
-                group_state=group.state.value,
-                group_type="classic",
+                protocol_type=group.protocol_type,
+                group_state=group.state,
+                group_type=group.group_type,
             )
             for group in groups
         ),

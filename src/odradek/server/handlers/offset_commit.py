@@ -2,10 +2,12 @@
 
 Members of a classic group commit with their generation and member id; a generation of -1
 with an empty member id is a "simple" commit (manual assignment, admin tools), accepted only
-while the group has no members. v2-v4 carry a retention time (an explicit expiry); v6+ the
-leader epoch of the committed offset; v7+ group.instance.id. Each partition of a topic that
-does not exist is UNKNOWN_TOPIC_OR_PARTITION; the rest are committed together and answered once
-the records are durable. v0-v1 (ZooKeeper-era storage) and v10 (topic ids) are not offered.
+while the group has no members. Members of a consumer group (KIP-848) commit with their member
+epoch over v9+ (STALE_MEMBER_EPOCH, FENCED_MEMBER_EPOCH). v2-v4 carry a retention time (an
+explicit expiry); v6+ the leader epoch of the committed offset; v7+ group.instance.id. Each
+partition of a topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION; the rest are committed
+together and answered once the records are durable. v0-v1 (ZooKeeper-era storage) and v10
+(topic ids) are not offered.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ v1 names the partitions; v2+ may ask for every committed partition (topics null)
 group-level error; v5+ return the committed leader epoch; v7+ carry require_stable (offsets
 awaiting a transaction would be UNSTABLE_OFFSET_COMMIT; with no transactional commits pending
 there are none); v8+ ask for several groups at once (KIP-709). A partition with nothing
-committed has offset -1 and empty metadata. v10 (topic ids) is not offered.
+committed has offset -1 and empty metadata. v9+ may name a member and its epoch (KIP-848): for a
+consumer group they are checked as a commit's are (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10
+(topic ids) is not offered.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from odradek.server.registry import handler
 
 
 def _group_offsets(
-    ctx: RequestContext, group_id: str, topics: Any, unavailable: ErrorCode | None
+    ctx: RequestContext,
+    group_id: str,
+    topics: Any,
+    unavailable: ErrorCode | None,
+    member: tuple[str | None, int] = (None, -1),
 ) -> tuple[ErrorCode, list[CommittedOffset]]:
     if unavailable is not None:
         return unavailable, []
     if not group_id:
         return ErrorCode.INVALID_GROUP_ID, []
+    refused = ctx.node.group_coordinator.core.check_offset_fetch(group_id, *member)
+    if refused != ErrorCode.NONE:
+        return refused, []
     wanted = None
     if topics is not None:
         wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
@@ -79,7 +88,8 @@ async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
     if version >= 8:
         groups = []
         for group in request.groups:
-            error, offsets = _group_offsets(ctx, group.group_id, group.topics, unavailable)
+            member = (getattr(group, "member_id", None), getattr(group, "member_epoch", -1))
+            error, offsets = _group_offsets(ctx, group.group_id, group.topics, unavailable, member)
             groups.append(
                 schema.OffsetFetchResponseGroup(
                     group_id=group.group_id,
