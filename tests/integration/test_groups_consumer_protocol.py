@@ -421,3 +421,50 @@ def test_classic_and_consumer_groups_share_one_namespace(broker, members) -> Non
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert error == ErrorCode.MEMBER_ID_REQUIRED
+
+
+# -- a broker restart ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_the_group_and_its_offsets_survive_a_broker_restart(
+    broker_factory, members, how: str
+) -> None:
+    b = broker_factory(overrides=BROKER_OVERRIDES)
+    topic, group = unique_topic("kip848-restart"), unique_topic("kip848-restart-group")
+    create_topic(b.bootstrap, topic, 4)
+    keys = [f"restart-{i}".encode() for i in range(40)]
+    produce(
+        b.bootstrap,
+        topic,
+        [{"key": k, "value": b"v", "partition": i % 4} for i, k in enumerate(keys)],
+    ).ok()
+    m = member(b.bootstrap, group, [topic], "m", commit_each=True)
+    members.append(m)
+    poll_until([m], lambda: len(m.records) >= 20)
+    before = coordinator_view(b.bootstrap, group, {"m": frozenset(range(4))})
+
+    if how == "kill":
+        b.kill()
+    else:
+        b.stop()
+    b.start()
+    # The coordinator loads the group from __consumer_offsets: the same member at the same
+    # epochs, and the member carries on heartbeating without a rebalance.
+    keep_polling([m], 1.0)
+    after = coordinator_view(b.bootstrap, group, {"m": frozenset(range(4))})
+    assert [(x.member_id, x.client_id) for x in after.members] == [
+        (x.member_id, x.client_id) for x in before.members
+    ]
+    assert [e for e in m.events if e[0] != "assign"] == [], m.events
+    processed = [r.key for r in m.records]
+    m.close()
+
+    # A new member resumes exactly where the committed offsets say.
+    n = member(b.bootstrap, group, [topic], "n", commit_each=True)
+    members.append(n)
+    poll_until([n], lambda: len(processed) + len(n.records) >= len(keys))
+    keep_polling([n], 1.0)
+    again = [r.key for r in n.records]
+    assert not set(processed) & set(again)
+    assert sorted(processed + again) == sorted(keys)

@@ -34,8 +34,10 @@ from odradek.coordinator.group.records import (
     OffsetKey,
     OffsetValue,
     decode,
+    decode_consumer_group_record,
     encode_key,
     encode_value,
+    key_version,
 )
 
 T = TypeVar("T")
@@ -125,7 +127,12 @@ class Driver:
 
     @staticmethod
     def _group_of(write: Write) -> str:
-        decoded = decode(*write.records[0])
+        key, value = write.records[0]
+        if key_version(key) >= 3:  # a consumer group (KIP-848) record
+            record = decode_consumer_group_record(key, value)
+            assert record is not None
+            return record.group_id
+        decoded = decode(key, value)
         assert decoded is not None
         return decoded[0].group
 
