@@ -13,6 +13,10 @@ Scenarios:
   (Kafka's default of 3 s would dominate), and a broker given with --bootstrap should too.
 - rebalance: a stable group of 3 gets a 4th member; the time from its subscribe() until all 4
   hold a share again (range assignor, eager: everybody rejoins).
+- join and rebalance run once per group protocol: `classic` (JoinGroup/SyncGroup, the client's
+  range assignor) and `consumer` (KIP-848's ConsumerGroupHeartbeat, the broker's uniform
+  assignor, incremental). Both heartbeat every 500 ms: the client's heartbeat.interval.ms for
+  classic, the broker's group.consumer.heartbeat.interval.ms (set by --spawn) for consumer.
 - commit-sync: one consumer commits one offset synchronously, --commits times in a row;
   commits/s and latency p50/p99 (every commit waits for its fsync on Odradek).
 - load (--spawn only): --load-offsets offsets are committed for 100-partition batches of
@@ -41,16 +45,25 @@ from perf import spawn_broker
 PARTITIONS = 6
 
 
-def _consumer(bootstrap: str, group: str, **extra: Any) -> Consumer:
-    config = {
+PROTOCOLS = ("classic", "consumer")
+
+
+def _consumer(bootstrap: str, group: str, protocol: str = "classic") -> Consumer:
+    config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "enable.auto.commit": False,
-        "session.timeout.ms": 10000,
-        "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": "range",
-        **extra,
     }
+    if protocol == "classic":
+        config.update(
+            {
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 500,
+                "partition.assignment.strategy": "range",
+            }
+        )
+    else:  # timeouts and the assignor are the broker's under KIP-848
+        config["group.protocol"] = "consumer"
     return Consumer(config)
 
 
@@ -70,13 +83,15 @@ def _wait_covered(consumers: list[Consumer], partitions: int, deadline: float) -
     return False
 
 
-def join(bootstrap: str, admin: AdminClient, members: int, runs: int) -> dict[str, Any]:
+def join(
+    bootstrap: str, admin: AdminClient, members: int, runs: int, protocol: str
+) -> dict[str, Any]:
     samples = []
     for _ in range(runs):
         topic = f"groups-join-{uuid.uuid4().hex[:8]}"
         _create_topic(admin, topic, PARTITIONS)
         group = f"g-{uuid.uuid4().hex[:8]}"
-        consumers = [_consumer(bootstrap, group) for _ in range(members)]
+        consumers = [_consumer(bootstrap, group, protocol) for _ in range(members)]
         started = time.perf_counter()
         for consumer in consumers:
             consumer.subscribe([topic])
@@ -86,21 +101,21 @@ def join(bootstrap: str, admin: AdminClient, members: int, runs: int) -> dict[st
             consumer.close()
         if done:
             samples.append(elapsed * 1000)
-    return _summary(f"join-{members}", samples, runs)
+    return _summary(f"join-{members}-{protocol}", samples, runs)
 
 
-def rebalance(bootstrap: str, admin: AdminClient, runs: int) -> dict[str, Any]:
+def rebalance(bootstrap: str, admin: AdminClient, runs: int, protocol: str) -> dict[str, Any]:
     samples = []
     for _ in range(runs):
         topic = f"groups-rebalance-{uuid.uuid4().hex[:8]}"
         _create_topic(admin, topic, PARTITIONS)
         group = f"g-{uuid.uuid4().hex[:8]}"
-        consumers = [_consumer(bootstrap, group) for _ in range(3)]
+        consumers = [_consumer(bootstrap, group, protocol) for _ in range(3)]
         for consumer in consumers:
             consumer.subscribe([topic])
         if not _wait_covered(consumers, PARTITIONS, time.perf_counter() + 60):
             continue
-        newcomer = _consumer(bootstrap, group)
+        newcomer = _consumer(bootstrap, group, protocol)
         started = time.perf_counter()
         newcomer.subscribe([topic])
         done = _wait_covered([*consumers, newcomer], PARTITIONS, started + 60)
@@ -109,7 +124,7 @@ def rebalance(bootstrap: str, admin: AdminClient, runs: int) -> dict[str, Any]:
             consumer.close()
         if done:
             samples.append(elapsed * 1000)
-    return _summary("rebalance-3-to-4", samples, runs)
+    return _summary(f"rebalance-3-to-4-{protocol}", samples, runs)
 
 
 def commit_sync(bootstrap: str, admin: AdminClient, commits: int) -> dict[str, Any]:
@@ -192,17 +207,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each group scenario (5)")
     parser.add_argument("--commits", type=int, default=2000, help="synchronous commits (2000)")
     parser.add_argument("--load-offsets", type=int, default=100_000, help="offsets for load")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=PROTOCOLS,
+        default=list(PROTOCOLS),
+        help="group protocols for join and rebalance (both)",
+    )
     parser.add_argument("--output", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
-    serve_args = ["--override", "group.initial.rebalance.delay.ms=0"]
+    serve_args = [
+        "--override",
+        "group.initial.rebalance.delay.ms=0",
+        "--override",
+        "group.consumer.heartbeat.interval.ms=500",
+    ]
     broker = spawn_broker(serve_args) if args.spawn else None
     bootstrap = broker.bootstrap if broker is not None else args.bootstrap
     admin = AdminClient({"bootstrap.servers": bootstrap})
     results = []
     try:
-        results.append(join(bootstrap, admin, 1, args.runs))
-        results.append(join(bootstrap, admin, 3, args.runs))
-        results.append(rebalance(bootstrap, admin, args.runs))
+        for protocol in args.protocols:
+            results.append(join(bootstrap, admin, 1, args.runs, protocol))
+            results.append(join(bootstrap, admin, 3, args.runs, protocol))
+            results.append(rebalance(bootstrap, admin, args.runs, protocol))
         results.append(commit_sync(bootstrap, admin, args.commits))
     finally:
         del admin  # destroyed before its broker goes, or librdkafka logs the refused reconnects
