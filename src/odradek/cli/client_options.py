@@ -277,19 +277,85 @@ def connect_admin(args: argparse.Namespace, client_id: str) -> tuple[Any, Any]:
     """An AdminClient for `args`, and the cluster metadata the probe fetched (all topics).
 
     Raises ClientError (exit 2) when the configuration is invalid or no broker answers."""
-    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    admin, metadata, _ = connect_client(AdminClient, args, client_id)
+    return admin, metadata
+
+
+def connect_client(
+    kind: Callable[[dict[str, Any]], Any],
+    args: argparse.Namespace,
+    client_id: str,
+    defaults: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Any, Any, list[Any]]:
+    """A confluent-kafka client of class `kind` (Producer, Consumer, AdminClient) for `args`,
+    the cluster metadata the probe fetched (all topics: asking for one topic could create it
+    on a broker with auto.create.topics.enable), and the list the client's error callback
+    appends to.
+
+    `defaults` give way to the command-config file; `overrides` (the command's own flags and
+    `-X` properties) win over it. Raises ClientError (exit 2) when the configuration is invalid
+    or no broker answers."""
+    from confluent_kafka import KafkaException
+
     errors: list[Any] = []
-    config = client_config(args, **{"client.id": client_id})
+    config = client_config(args, **{"client.id": client_id, **(defaults or {})})
+    config.update(overrides or {})
     config["error_cb"] = errors.append
     config["logger"] = _silent_logger()
     try:
-        admin = AdminClient(config)
+        client = kind(config)
     except (KafkaException, ValueError, TypeError) as exc:
         raise ClientError(f"invalid client configuration: {error_message(exc)}") from None
-    metadata = probe(admin, errors, config["bootstrap.servers"], args.timeout)
-    return admin, metadata
+    metadata = probe(client, errors, config["bootstrap.servers"], args.timeout)
+    return client, metadata, errors
+
+
+def topic_partitions(metadata: Any, topic: str, wanted: int | None = None) -> list[int]:
+    """The partition ids of `topic` in `metadata` (sorted), or only `wanted` if it exists.
+
+    Raises ClientError (exit 2) when the topic or the partition does not exist."""
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        raise ClientError(f"Topic '{topic}' does not exist.")
+    partitions = sorted(info.partitions)
+    if wanted is None:
+        return partitions
+    if wanted not in info.partitions:
+        raise ClientError(
+            f"Partition {wanted} of topic '{topic}' does not exist"
+            f" (the topic has {len(partitions)} partitions)."
+        )
+    return [wanted]
+
+
+def add_properties_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, long_name: str, what: str
+) -> None:
+    """`-X KEY=VALUE` / `--<long_name> KEY=VALUE` (repeatable): librdkafka properties for the
+    command's client, winning over the command-config file and the command's defaults."""
+    parser.add_argument(
+        "-X",
+        f"--{long_name}",
+        dest="properties",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a librdkafka {what} property, e.g. linger.ms=10 (repeatable)",
+    )
+
+
+def parse_properties_option(items: list[str], flag: str = "-X") -> dict[str, str]:
+    """`KEY=VALUE` strings as a dict; ClientError (exit 2) names the malformed one."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ClientError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
 
 
 def probe(admin: Any, errors: list[Any], bootstrap: str, timeout_s: float) -> Any:
