@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from odradek import __version__
-from odradek.cli import completion, consume, dump_log, groups, produce, serve
+from odradek.cli import completion, consume, dump_log, groups, perf, produce, serve
 
-COMMANDS = (serve, produce, consume, groups, dump_log, completion)
+COMMANDS = (serve, produce, consume, groups, perf, dump_log, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
