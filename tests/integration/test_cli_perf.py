@@ -58,6 +58,28 @@ def test_produce_then_consume_report_what_the_log_holds(broker: Any, topic: str)
     assert text.stdout.startswith("consume: 100 records in ")
 
 
+def test_reports_only_for_errors_count_without_latency(broker: Any, topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+    args = ("produce", topic, "--num-records", "3000", "--output", "json")
+    quick = json_ok(
+        perf(broker, *args, "--record-size", "10", "-X", "delivery.report.only.error=true")
+    )
+    assert (quick["records"], quick["bytes"], quick["failed"]) == (3000, 30000, 0)
+    assert quick["latency_ms"] is None
+    assert watermarks(broker.bootstrap, topic, 0)[1] == 3000
+    # records the broker refuses are counted in both modes
+    small = f"{topic}-small"
+    create_topic(broker.bootstrap, small, **{"max.message.bytes": "2000"})
+    args = ("produce", small, "--num-records", "300", "--record-size", "5000", "--output", "json")
+    for extra in (("-X", "delivery.report.only.error=true"), ()):
+        proc = perf(broker, *args, *extra)
+        assert proc.returncode == 1, proc.stderr
+        failed = json.loads(proc.stdout)
+        assert (failed["records"], failed["failed"], failed["bytes"]) == (0, 300, 0)
+        assert proc.stderr.startswith("odradek perf: error: 300 records failed; the first: ")
+    assert watermarks(broker.bootstrap, small, 0) == (0, 0)
+
+
 def test_paced_produce_with_payload_file(broker: Any, topic: str, tmp_path: Path) -> None:
     create_topic(broker.bootstrap, topic)
     payloads = tmp_path / "payloads.txt"

@@ -262,6 +262,10 @@ def client_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 # -- talking to the broker ---------------------------------------------------------------------
 
+# Properties confluent-kafka handles in Python rather than passing to librdkafka; given as text
+# (-X, --command-config) they would be refused.
+_PYTHON_BOOLEAN_PROPERTIES = ("delivery.report.only.error",)
+
 
 def _silent_logger() -> Any:
     import logging
@@ -303,6 +307,9 @@ def connect_client(
     errors: list[Any] = []
     config = client_config(args, **{"client.id": client_id, **(defaults or {})})
     config.update(overrides or {})
+    for key in _PYTHON_BOOLEAN_PROPERTIES:  # read by confluent-kafka itself, which wants a bool
+        if isinstance(config.get(key), str):
+            config[key] = config[key].strip().lower() in ("true", "1")
     config["error_cb"] = errors.append
     config["logger"] = _silent_logger()
     try:
