@@ -94,7 +94,10 @@ class ClientError(Exception):
         self.exit_code = exit_code
 
 
-def add_client_options(parser: argparse.ArgumentParser) -> None:
+def add_client_options(
+    parser: argparse.ArgumentParser,
+    output_help: str = "text tables for people, or one json document for programs (default text)",
+) -> None:
     """Add the options every client-side command shares (see the module docstring)."""
     group = parser.add_argument_group("connection and output")
     group.add_argument(
@@ -116,7 +119,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         "--output",
         choices=("text", "json"),
         default="text",
-        help="text tables for people, or one json document for programs (default text)",
+        help=output_help,
     )
     group.add_argument(
         "--timeout",
@@ -125,6 +128,14 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"limit for each call to the broker (default {DEFAULT_TIMEOUT_S:g})",
     )
+
+
+def paragraph(text: str) -> str:
+    """A command's description, wrapped for RawDescriptionHelpFormatter (which keeps the
+    epilog's example lines as written but would not wrap the description either)."""
+    import textwrap
+
+    return textwrap.fill(text, 96)
 
 
 def _positive_seconds(text: str) -> float:
@@ -339,7 +350,10 @@ def topic_partitions(metadata: Any, topic: str, wanted: int | None = None) -> li
 
 
 def add_properties_option(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, long_name: str, what: str
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    long_name: str,
+    what: str,
+    example: str,
 ) -> None:
     """`-X KEY=VALUE` / `--<long_name> KEY=VALUE` (repeatable): librdkafka properties for the
     command's client, winning over the command-config file and the command's defaults."""
@@ -350,7 +364,7 @@ def add_properties_option(
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help=f"a librdkafka {what} property, e.g. linger.ms=10 (repeatable)",
+        help=f"a librdkafka {what} property, e.g. {example} (repeatable)",
     )
 
 

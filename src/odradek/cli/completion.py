@@ -19,6 +19,7 @@ import shlex
 import sys
 from typing import Any
 
+from odradek.cli.client_options import paragraph
 from odradek.cli.command_tree import walk
 
 COMMAND = "completion"
@@ -108,7 +109,7 @@ def add_parser(subcommands: Any) -> None:
     parser: argparse.ArgumentParser = subcommands.add_parser(
         COMMAND,
         help="print a shell completion script (bash or zsh)",
-        description=(
+        description=paragraph(
             "Print a completion script for bash or zsh, generated from this version's"
             " commands and options."
         ),

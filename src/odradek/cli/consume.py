@@ -53,6 +53,7 @@ from odradek.cli.client_options import (
     add_properties_option,
     connect_client,
     error_message,
+    paragraph,
     parse_properties_option,
     print_error,
     run_client_command,
@@ -324,7 +325,7 @@ def add_parser(subcommands: Any) -> None:
     parser: argparse.ArgumentParser = subcommands.add_parser(
         COMMAND,
         help="read records from a topic and write them to stdout",
-        description=(
+        description=paragraph(
             "Read records from a topic, like kafka-console-consumer.sh and kcat -C, and write"
             " them to stdout; a summary goes to stderr at the end. Without --follow the"
             " command ends at the end of every partition. Exit codes: 0 done, 1 a read was"
@@ -375,7 +376,7 @@ def add_parser(subcommands: Any) -> None:
         default="read_uncommitted",
         help="read_committed: only committed transactional records (default read_uncommitted)",
     )
-    add_properties_option(where, "consumer-property", "consumer")
+    add_properties_option(where, "consumer-property", "consumer", "fetch.min.bytes=1024")
     shown = parser.add_argument_group("how records are written")
     shown.add_argument(
         "--format",
@@ -383,7 +384,9 @@ def add_parser(subcommands: Any) -> None:
         metavar="TEMPLATE",
         help="how each record is written, see below (default '{value}\\n')",
     )
-    add_client_options(parser)
+    add_client_options(
+        parser, output_help="text as --format says, or json: one object per record per line"
+    )
     parser.set_defaults(run=run)
 
 

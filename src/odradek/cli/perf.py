@@ -54,6 +54,7 @@ from odradek.cli.client_options import (
     client_config,
     connect_client,
     error_message,
+    paragraph,
     parse_properties_option,
     print_error,
     print_json,
@@ -344,7 +345,7 @@ def add_parser(subcommands: Any) -> None:
     parser: argparse.ArgumentParser = subcommands.add_parser(
         COMMAND,
         help="measure produce and consume throughput and latency",
-        description=(
+        description=paragraph(
             "Measure how fast a cluster takes and serves records, like Kafka's"
             " kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh."
         ),
@@ -357,7 +358,7 @@ def add_parser(subcommands: Any) -> None:
     produce = verbs.add_parser(
         "produce",
         help="send N records and report records/s, MB/s and latency percentiles",
-        description=(
+        description=paragraph(
             "Send --num-records records as fast as possible (or at --throughput records/s)"
             " and report records/s, MB/s and the latency from send to acknowledgement"
             " (avg, p50, p95, p99, p99.9, max)."
@@ -398,14 +399,14 @@ def add_parser(subcommands: Any) -> None:
     produce.add_argument(
         "--acks", choices=("all", "-1", "0", "1"), help="acks the leader waits for (default all)"
     )
-    add_properties_option(produce, "producer-property", "producer")
+    add_properties_option(produce, "producer-property", "producer", "linger.ms=10")
     add_client_options(produce)
     produce.set_defaults(verb_run=cmd_produce)
 
     consume = verbs.add_parser(
         "consume",
         help="read N records and report records/s and MB/s",
-        description=(
+        description=paragraph(
             "Read --num-records records from the beginning of the topic and report"
             " records/s and MB/s. Fails when no record arrives for --timeout seconds."
         ),
@@ -417,6 +418,6 @@ def add_parser(subcommands: Any) -> None:
         "--num-records", type=int, required=True, metavar="N", help="records to read"
     )
     consume.add_argument("--group", metavar="GROUP", help="read as a member of GROUP")
-    add_properties_option(consume, "consumer-property", "consumer")
+    add_properties_option(consume, "consumer-property", "consumer", "fetch.min.bytes=1024")
     add_client_options(consume)
     consume.set_defaults(verb_run=cmd_consume)

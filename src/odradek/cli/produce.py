@@ -50,6 +50,7 @@ from odradek.cli.client_options import (
     add_properties_option,
     connect_client,
     error_message,
+    paragraph,
     parse_properties_option,
     print_error,
     print_json,
@@ -358,7 +359,7 @@ def add_parser(subcommands: Any) -> None:
     parser: argparse.ArgumentParser = subcommands.add_parser(
         COMMAND,
         help="send records to a topic, one per line of stdin or a file",
-        description=(
+        description=paragraph(
             "Send records to a topic, one per input line, like kafka-console-producer.sh and"
             " kcat -P. Exit codes: 0 every record delivered, 1 some record failed,"
             " 2 bad usage or input, broker unreachable or no such topic."
@@ -408,6 +409,8 @@ def add_parser(subcommands: Any) -> None:
         action="store_true",
         help="idempotent producer: no duplicates on retries (implies acks=all)",
     )
-    add_properties_option(delivery, "producer-property", "producer")
-    add_client_options(parser)
+    add_properties_option(delivery, "producer-property", "producer", "linger.ms=10")
+    add_client_options(
+        parser, output_help="a summary line on stderr, or json: the summary on stdout"
+    )
     parser.set_defaults(run=run)
