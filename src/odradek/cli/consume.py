@@ -179,8 +179,10 @@ class Reader:
 
     def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:
+            # an explicit start applies once: a partition that comes back after a rebalance
+            # resumes from what this member committed, not from the start again
             if tp.partition in self.starts:
-                tp.offset = self.starts[tp.partition]
+                tp.offset = self.starts.pop(tp.partition)
         self.assigned.update((tp.topic, tp.partition) for tp in partitions)
         self.ever_assigned = True
         consumer.assign(partitions)

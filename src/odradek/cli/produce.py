@@ -50,6 +50,7 @@ from odradek.cli.client_options import (
     add_properties_option,
     connect_client,
     error_message,
+    kafka_error,
     paragraph,
     parse_properties_option,
     print_error,
@@ -194,7 +195,8 @@ class Deliveries:
         where = partition if partition >= 0 else None
         if len(self.failures) < FAILURES_KEPT:
             self.failures.append(Failure(line, where, str(err.name()), error_message(err)))
-        if self.failed <= FAILURES_SHOWN:
+        # after a fatal error every record fails with _FATAL; the reason is reported once
+        if self.failed <= FAILURES_SHOWN and err.name() != "_FATAL":
             to = "" if where is None else f" to partition {where}"
             print_error(COMMAND, f"line {line}: record{to} not delivered: {error_message(err)}")
 
@@ -278,6 +280,8 @@ def send(
             except BufferError:  # the local queue is full: let deliveries drain it
                 producer.poll(0.05)
             except KafkaException as exc:  # refused before sending, e.g. a record too large
+                if exc.args[0].fatal():  # the client cannot go on (see cmd_produce)
+                    raise
                 deliveries.fail(
                     line_number, partition if partition is not None else -1, exc.args[0]
                 )
@@ -295,7 +299,7 @@ def flush(producer: Any) -> None:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaException, Producer
 
     headers = [parse_header(text) for text in args.header]
     key_separator = None if args.key_separator is None else parse_separator(args.key_separator)
@@ -323,19 +327,24 @@ def cmd_produce(args: argparse.Namespace) -> int:
             interrupted = True
             records = deliveries.delivered + deliveries.failed + len(producer)
         flush(producer)
+    except KafkaException as exc:
+        # a fatal error (e.g. --idempotent against a broker without InitProducerId): the
+        # reason is in the error callback; the exception only says "Fatal error"
+        if kafka_error(exc) is None or not kafka_error(exc).fatal():
+            raise
+        fatal = [e for e in errors if e.fatal()]
+        reason = error_message(fatal[0] if fatal else exc)
+        raise ClientError(f"the producer failed: {reason}", EXIT_REFUSED) from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    fatal = [e for e in errors if e.fatal()]
-    if fatal:
-        print_error(COMMAND, f"the producer failed: {error_message(fatal[0])}")
     if args.output == "json":
         print_json(deliveries.to_json(args.topic, records))
     else:
         print(f"odradek {COMMAND}: {deliveries.summary(args.topic, records)}", file=sys.stderr)
     if interrupted:
         return 130
-    return EXIT_REFUSED if deliveries.failed or fatal else EXIT_OK
+    return EXIT_REFUSED if deliveries.failed else EXIT_OK
 
 
 def _open_input(path: Path | None) -> IO[bytes]:
