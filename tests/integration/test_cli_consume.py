@@ -213,6 +213,31 @@ def test_follow_ends_cleanly_on_ctrl_c_and_commits(broker: Any, topic: str) -> N
     assert committed(broker.bootstrap, group) == {0: 5}
 
 
+def test_follow_without_group_stops_on_sigint_while_waiting(broker: Any, topic: str) -> None:
+    create_topic(broker.bootstrap, topic)
+    fill(broker.bootstrap, topic, 2)
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "odradek", "consume", topic, "--follow"),
+            *("--output", "json", "--bootstrap-server", broker.bootstrap),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)  # started at the log end: nothing to read, it waits in the client
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert stdout == b""
+    assert json.loads(stderr) == {"records": 0, "bytes": 0, "partitions": []}
+
+
 def test_bad_input_is_one_line_and_exit_2(broker: Any, topic: str) -> None:
     assert one_error_line(odradek(broker, "consume", topic)) == f"Topic '{topic}' does not exist."
     create_topic(broker.bootstrap, topic)

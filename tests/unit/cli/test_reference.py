@@ -23,3 +23,11 @@ def test_every_command_has_a_section() -> None:
     for command in walk(build_parser()):
         assert f"\n## {command.name}\n" in text
         assert f"usage: {command.name}" in text
+
+
+def test_client_commands_show_examples_in_their_help() -> None:
+    for command in walk(build_parser()):
+        if command.path[:1] in (("produce",), ("consume",), ("perf",), ("completion",)):
+            text = command.parser.format_help()
+            assert "\nexamples:\n" in text, command.name
+            assert f"{command.name} " in text.split("\nexamples:\n")[1], command.name
