@@ -94,7 +94,10 @@ class ClientError(Exception):
         self.exit_code = exit_code
 
 
-def add_client_options(parser: argparse.ArgumentParser) -> None:
+def add_client_options(
+    parser: argparse.ArgumentParser,
+    output_help: str = "text tables for people, or one json document for programs (default text)",
+) -> None:
     """Add the options every client-side command shares (see the module docstring)."""
     group = parser.add_argument_group("connection and output")
     group.add_argument(
@@ -116,7 +119,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         "--output",
         choices=("text", "json"),
         default="text",
-        help="text tables for people, or one json document for programs (default text)",
+        help=output_help,
     )
     group.add_argument(
         "--timeout",
@@ -125,6 +128,14 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"limit for each call to the broker (default {DEFAULT_TIMEOUT_S:g})",
     )
+
+
+def paragraph(text: str) -> str:
+    """A command's description, wrapped for RawDescriptionHelpFormatter (which keeps the
+    epilog's example lines as written but would not wrap the description either)."""
+    import textwrap
+
+    return textwrap.fill(text, 96)
 
 
 def _positive_seconds(text: str) -> float:
@@ -262,6 +273,10 @@ def client_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 # -- talking to the broker ---------------------------------------------------------------------
 
+# Properties confluent-kafka handles in Python rather than passing to librdkafka; given as text
+# (-X, --command-config) they would be refused.
+_PYTHON_BOOLEAN_PROPERTIES = ("delivery.report.only.error",)
+
 
 def _silent_logger() -> Any:
     import logging
@@ -277,19 +292,91 @@ def connect_admin(args: argparse.Namespace, client_id: str) -> tuple[Any, Any]:
     """An AdminClient for `args`, and the cluster metadata the probe fetched (all topics).
 
     Raises ClientError (exit 2) when the configuration is invalid or no broker answers."""
-    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    admin, metadata, _ = connect_client(AdminClient, args, client_id)
+    return admin, metadata
+
+
+def connect_client(
+    kind: Callable[[dict[str, Any]], Any],
+    args: argparse.Namespace,
+    client_id: str,
+    defaults: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Any, Any, list[Any]]:
+    """A confluent-kafka client of class `kind` (Producer, Consumer, AdminClient) for `args`,
+    the cluster metadata the probe fetched (all topics: asking for one topic could create it
+    on a broker with auto.create.topics.enable), and the list the client's error callback
+    appends to.
+
+    `defaults` give way to the command-config file; `overrides` (the command's own flags and
+    `-X` properties) win over it. Raises ClientError (exit 2) when the configuration is invalid
+    or no broker answers."""
+    from confluent_kafka import KafkaException
+
     errors: list[Any] = []
-    config = client_config(args, **{"client.id": client_id})
+    config = client_config(args, **{"client.id": client_id, **(defaults or {})})
+    config.update(overrides or {})
+    for key in _PYTHON_BOOLEAN_PROPERTIES:  # read by confluent-kafka itself, which wants a bool
+        if isinstance(config.get(key), str):
+            config[key] = config[key].strip().lower() in ("true", "1")
     config["error_cb"] = errors.append
     config["logger"] = _silent_logger()
     try:
-        admin = AdminClient(config)
+        client = kind(config)
     except (KafkaException, ValueError, TypeError) as exc:
         raise ClientError(f"invalid client configuration: {error_message(exc)}") from None
-    metadata = probe(admin, errors, config["bootstrap.servers"], args.timeout)
-    return admin, metadata
+    metadata = probe(client, errors, config["bootstrap.servers"], args.timeout)
+    return client, metadata, errors
+
+
+def topic_partitions(metadata: Any, topic: str, wanted: int | None = None) -> list[int]:
+    """The partition ids of `topic` in `metadata` (sorted), or only `wanted` if it exists.
+
+    Raises ClientError (exit 2) when the topic or the partition does not exist."""
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        raise ClientError(f"Topic '{topic}' does not exist.")
+    partitions = sorted(info.partitions)
+    if wanted is None:
+        return partitions
+    if wanted not in info.partitions:
+        raise ClientError(
+            f"Partition {wanted} of topic '{topic}' does not exist"
+            f" (the topic has {len(partitions)} partitions)."
+        )
+    return [wanted]
+
+
+def add_properties_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    long_name: str,
+    what: str,
+    example: str,
+) -> None:
+    """`-X KEY=VALUE` / `--<long_name> KEY=VALUE` (repeatable): librdkafka properties for the
+    command's client, winning over the command-config file and the command's defaults."""
+    parser.add_argument(
+        "-X",
+        f"--{long_name}",
+        dest="properties",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a librdkafka {what} property, e.g. {example} (repeatable)",
+    )
+
+
+def parse_properties_option(items: list[str], flag: str = "-X") -> dict[str, str]:
+    """`KEY=VALUE` strings as a dict; ClientError (exit 2) names the malformed one."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ClientError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
 
 
 def probe(admin: Any, errors: list[Any], bootstrap: str, timeout_s: float) -> Any:

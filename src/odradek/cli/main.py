@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from odradek import __version__
-from odradek.cli import dump_log, groups, serve
+from odradek.cli import completion, consume, dump_log, groups, perf, produce, serve
 
-COMMANDS = (serve, dump_log, groups)
+COMMANDS = (serve, produce, consume, groups, perf, dump_log, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
