@@ -1,7 +1,9 @@
 """The log of one partition: the directory `<log dir>/<topic>-<partition>/` and its segments.
 
 Layout: one `LogSegment` per base offset (`00000000000000000000.log` + `.index` +
-`.timeindex`), plus files other modules own (`partition.metadata`, `leader-epoch-checkpoint`).
+`.timeindex`), producer state snapshots (`<offset>.snapshot`, see `producer_state.py`: one
+written at each roll and at close), plus files other modules own (`partition.metadata`,
+`leader-epoch-checkpoint`).
 Segments cover increasing, disjoint offset ranges; only the last one (the active segment) is
 appended to.
 
@@ -11,7 +13,12 @@ Offsets:
 - `log_end_offset`: the next offset to assign (the active segment's next offset);
 - `recovery_point`: everything below it has been fsync'd. On open, every segment from the one
   holding the recovery point on is recovered (CRC scan, indexes rebuilt, torn tail cut); older
-  ones are trusted after a sanity check of their indexes.
+  ones are trusted after a sanity check of their indexes. Producer state is then loaded from
+  the latest snapshot at or below the log end and brought up to date from the batches after it.
+
+Appends from producers are checked against the producer state (idempotence: duplicates are
+answered with the original offsets and not appended again; sequence and epoch errors append
+nothing), per batch, by reading the batch headers only.
 
 Threads: appends, reads and truncation run on the event loop thread; `flush()` may run on a
 worker thread. `_lock` guards the offsets and the segment list; `_flush_lock` keeps a flush from
@@ -35,11 +42,20 @@ from odradek.common.errors import (
     CorruptRecordError,
     ErrorCode,
     InvalidConfigError,
+    InvalidRecordError,
     KafkaError,
     OffsetOutOfRangeError,
 )
 from odradek.protocol import records as record_batches
+from odradek.protocol.records import BatchHeader
 from odradek.storage.fileio import FileIO, guarded
+from odradek.storage.producer_state import (
+    AppendOrigin,
+    CorruptSnapshotError,
+    ProducerStateManager,
+    snapshot_name,
+    snapshot_offsets,
+)
 from odradek.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -127,6 +143,7 @@ class Log:
         self._flush_lock = threading.Lock()
         self._directory_dirty = False
         self._prefix = f"[Log partition={self.topic}-{self.partition}]"
+        self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
 
     def __repr__(self) -> str:
         return (
@@ -193,6 +210,7 @@ class Log:
         log = cls(directory, config, fileio, clock, segments, log_start_offset, recovery_point)
         if not bases:
             log._directory_dirty = True
+        log._load_producer_state(clean_shutdown)
         logger.info(
             "%s opened: log_start_offset=%d log_end_offset=%d recovery_point=%d segments=%d",
             log._prefix,
@@ -226,6 +244,59 @@ class Log:
                 break
             kept.append(segment)
         return kept
+
+    def _load_producer_state(self, clean_shutdown: bool) -> None:
+        """The latest readable snapshot at or below the log end, then the batches after it.
+        Snapshots above the log end (its tail was cut) are deleted; after a clean shutdown
+        without any snapshot no producer wrote here, so nothing is read."""
+        offsets = snapshot_offsets(self.fileio, self.directory)
+        for offset in [o for o in offsets if o > self._log_end_offset]:
+            self.fileio.delete(self.directory / snapshot_name(offset))
+        offsets = [o for o in offsets if o <= self._log_end_offset]
+        if clean_shutdown and not offsets:
+            return
+        start = self._log_start_offset
+        for offset in reversed(offsets):
+            try:
+                entries = ProducerStateManager.decode_snapshot(
+                    self.fileio.read_file(self.directory / snapshot_name(offset))
+                )
+            except CorruptSnapshotError as exc:
+                logger.warning("%s skipping snapshot %d: %s", self._prefix, offset, exc)
+                self.fileio.delete(self.directory / snapshot_name(offset))
+                continue
+            self.producer_state.load(entries)
+            start = max(offset, start)
+            break
+        replayed = 0
+        for header in self._batch_headers(start):
+            self.producer_state.update(header)
+            replayed += 1
+        if replayed or self.producer_state.producers:
+            logger.info(
+                "%s producer state: %d producers after %d batches from offset %d",
+                self._prefix,
+                len(self.producer_state.producers),
+                replayed,
+                start,
+            )
+
+    def _batch_headers(self, start: int, chunk_bytes: int = 1 << 20) -> Iterator[BatchHeader]:
+        """The headers of the batches from `start` to the log end, read a chunk at a time."""
+        offset, end = start, self._log_end_offset
+        while offset < end:
+            data = self.read(offset, chunk_bytes, min_one_message=True).records
+            if not data:
+                return
+            for _, header in record_batches.iter_batches(data):
+                if header.last_offset >= offset:
+                    yield header
+                offset = header.next_offset
+
+    def _snapshot_producer_state(self, offset: int) -> None:
+        """Write the producer state as of `offset` (everything below it applied)."""
+        data = self.producer_state.encode_snapshot()
+        self.fileio.replace_file(self.directory / snapshot_name(offset), data)
 
     # --- offsets ---------------------------------------------------------------------------
 
@@ -261,20 +332,47 @@ class Log:
     # --- appending -------------------------------------------------------------------------
 
     def append_as_leader(
-        self, records: bytearray | memoryview, *, leader_epoch: int
+        self,
+        records: bytearray | memoryview,
+        *,
+        leader_epoch: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
     ) -> AppendResult:
         """Validate a produced record set, assign its offsets in place and append it.
 
         Does not fsync. Raises CorruptRecordError, InvalidRecordError or RecordTooLargeError
-        (nothing is appended then).
+        (nothing is appended then), and KafkaError for producer state errors. Only a
+        coordinator may write control batches (transaction markers).
         """
         validated = record_batches.validate_batches(records, self.config.max_message_bytes)
+        producers = False
+        for header in validated.headers:
+            if header.is_control and origin == AppendOrigin.CLIENT:
+                raise InvalidRecordError("Clients are not allowed to write control records")
+            if header.producer_id >= 0:
+                producers = True
+                if header.base_sequence < 0:
+                    raise InvalidRecordError(
+                        f"Invalid sequence number {header.base_sequence} in record batch with"
+                        f" producerId {header.producer_id}"
+                    )
         size = len(records)
         self._check_fits_a_segment(size)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
         with self._lock:
             now_ms = self.clock.wall_ms()
             first_offset = self._log_end_offset
+            checked = None
+            if producers:
+                checked = self.producer_state.check(validated.headers, first_offset, origin)
+                if (duplicate := checked.duplicate) is not None:
+                    return AppendResult(
+                        duplicate.first_offset,
+                        duplicate.last_offset,
+                        duplicate.timestamp if log_append_time else -1,
+                        self._log_start_offset,
+                        0,
+                    )
             append_time_ms = now_ms if log_append_time else None
             next_offset = record_batches.assign_offsets(
                 records, validated, first_offset, leader_epoch, append_time_ms
@@ -290,6 +388,8 @@ class Log:
             segment = self._maybe_roll(size, max_timestamp, next_offset - 1, now_ms)
             segment.append(records, batches)
             self._log_end_offset = next_offset
+            if checked is not None:
+                self.producer_state.apply(checked)
             log_start_offset = self._log_start_offset
         return AppendResult(
             first_offset,
@@ -323,6 +423,8 @@ class Log:
                 segment = self._roll(validated.headers[0].base_offset, replace_empty=True)
             segment.append(records, batches)
             self._log_end_offset = expected
+            for header in validated.headers:
+                self.producer_state.update(header)
         return expected
 
     def _check_fits_a_segment(self, size: int) -> None:
@@ -357,6 +459,7 @@ class Log:
             del self._bases[-1]
         else:
             old.on_become_inactive()
+            self._snapshot_producer_state(base_offset)
         segment = LogSegment(
             self.fileio,
             self.directory,
@@ -520,6 +623,9 @@ class Log:
             self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
             self._recovery_point = min(self._recovery_point, self._log_end_offset)
             logger.info("%s truncated to offset %d", self._prefix, self._log_end_offset)
+        # What producers wrote above the new end is gone: rebuild their state from below it.
+        self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
+        self._load_producer_state(clean_shutdown=False)
 
     def delete_records_before(self, offset: int) -> int:
         """Move the log start offset up to `offset` (DeleteRecords, retention) and delete the
@@ -536,14 +642,24 @@ class Log:
             while len(self._segments) > 1 and self._bases[1] <= offset:
                 self._segments.pop(0).delete()
                 self._bases.pop(0)
+            self.producer_state.remove_before(offset)
+            for old in snapshot_offsets(self.fileio, self.directory):
+                if old < self._bases[0]:
+                    self.fileio.delete(self.directory / snapshot_name(old))
             logger.info("%s log start offset is now %d", self._prefix, offset)
             return offset
 
     def close(self, *, flush: bool = True) -> None:
-        """Flush (unless told not to) and close every file; the log is unusable afterwards."""
+        """Flush (unless told not to) and close every file; the log is unusable afterwards.
+        A flushing close also snapshots the producer state at the log end (when there is any,
+        or an older snapshot that would otherwise make the next open replay from it)."""
         if flush:
             with self._lock:
                 self._segments[-1].on_become_inactive()
+                end = self._log_end_offset
+                latest = snapshot_offsets(self.fileio, self.directory)
+                if latest[-1] != end if latest else bool(self.producer_state.producers):
+                    self._snapshot_producer_state(end)
             self.flush()
         with self._flush_lock, self._lock:
             for segment in self._segments:

@@ -17,6 +17,7 @@ from odradek.common.errors import (
 from odradek.protocol import records
 from odradek.storage.fileio import LossyFileIO, OsFileIO
 from odradek.storage.log import Log, LogConfig, parse_partition_dir
+from odradek.storage.producer_state import AppendOrigin
 
 DIR = Path("/logs/orders-3")
 
@@ -410,7 +411,7 @@ def test_real_files_have_exact_index_sizes(tmp_path: Path, clock: FakeClock) -> 
     expected = read_all(log)
     log.close()
     names = sorted(p.name for p in directory.iterdir())
-    assert all(re.fullmatch(r"\d{20}\.(log|index|timeindex)", name) for name in names)
+    assert all(re.fullmatch(r"\d{20}\.(log|index|timeindex|snapshot)", name) for name in names)
     for path in directory.iterdir():
         if path.suffix == ".index":
             assert path.stat().st_size % 8 == 0
@@ -479,7 +480,7 @@ def test_replay_records_reads_every_data_record_across_segments_up_to_an_end(
             [(b"\x00\x00\x00\x01", b"marker", [])], attributes=records.ATTR_CONTROL
         )
     )
-    log.append_as_leader(control, leader_epoch=0)
+    log.append_as_leader(control, leader_epoch=0, origin=AppendOrigin.COORDINATOR)
     assert len(log.segments) > 2
     replayed = list(log.replay_records())
     assert [r.offset for r in replayed] == list(range(12))  # the control record is left out

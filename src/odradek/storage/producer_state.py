@@ -1,0 +1,379 @@
+"""What a partition remembers of each idempotent or transactional producer, as Kafka's
+ProducerStateManager does: the producer's epoch, the metadata of its last five batches, and
+the first offset of its open transaction.
+
+An append from a client is checked batch by batch before anything is written (`check`):
+
+- a batch whose epoch and sequence range equal one of the last five is a duplicate (a retry
+  whose response was lost): nothing is appended, and the original batch's offsets are the
+  answer;
+- an epoch below the producer's is INVALID_PRODUCER_EPOCH;
+- at the producer's epoch the first sequence must follow the last one (wrapping after
+  2^31 - 1), else OUT_OF_ORDER_SEQUENCE_NUMBER; a new epoch must start at sequence 0; a producer
+  the partition does not know (new, or expired) may start anywhere, as in Kafka since KIP-360;
+- a transactional batch needs a transaction already open on this partition
+  (INVALID_TXN_STATE: the transaction coordinator has not verified it), and a producer with an
+  open transaction may not write outside it.
+
+What passes is applied with `apply` once the batches are appended. Appends that are not from
+clients (replication, recovery) only update the state (`update`).
+
+Snapshots (`<offset>.snapshot`, Kafka's ProducerSnapshot v1 format: version, CRC32C, then one
+entry per producer with its last batch) hold the state as of an offset; the log writes one when
+it rolls a segment and when it closes, and after a crash replays its batches from the latest
+snapshot. Producers are forgotten `producer.id.expiration.ms` after their last batch's
+timestamp unless they have a transaction open.
+
+This module does no I/O but through the FileIO it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.protocol.records import BatchHeader, crc32c
+from odradek.storage.fileio import FileIO
+
+logger = logging.getLogger(__name__)
+
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+NO_SEQUENCE = -1
+BATCHES_TO_RETAIN = 5
+INT32_MAX = 2**31 - 1
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_VERSION = 1
+
+_SNAPSHOT_HEAD = struct.Struct(">hIi")  # version, crc, entry count
+_SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
+_CRC_START = 6  # the CRC covers everything after the version and itself
+
+
+def increment_sequence(sequence: int, increment: int) -> int:
+    """Sequences wrap to 0 after 2^31 - 1, as DefaultRecordBatch.incrementSequence does."""
+    if sequence > INT32_MAX - increment:
+        return increment - (INT32_MAX - sequence) - 1
+    return sequence + increment
+
+
+def decrement_sequence(sequence: int, decrement: int) -> int:
+    if sequence < decrement:
+        return INT32_MAX - (decrement - sequence) + 1
+    return sequence - decrement
+
+
+def snapshot_name(offset: int) -> str:
+    return f"{offset:020d}{SNAPSHOT_SUFFIX}"
+
+
+def parse_snapshot_name(name: str) -> int | None:
+    stem = name.removesuffix(SNAPSHOT_SUFFIX)
+    if stem == name or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+class CorruptSnapshotError(ValueError):
+    pass
+
+
+class AppendOrigin(StrEnum):
+    """Who appends: a client's batches are checked in full; a coordinator's (markers, its own
+    internal topics) only by producer epoch, as Kafka's AppendOrigin.COORDINATOR."""
+
+    CLIENT = "client"
+    COORDINATOR = "coordinator"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMetadata:
+    last_seq: int
+    last_offset: int
+    offset_delta: int
+    timestamp: int
+
+    @property
+    def first_seq(self) -> int:
+        return decrement_sequence(self.last_seq, self.offset_delta)
+
+    @property
+    def first_offset(self) -> int:
+        return self.last_offset - self.offset_delta
+
+
+@dataclass(slots=True)
+class ProducerEntry:
+    producer_id: int
+    epoch: int = NO_PRODUCER_EPOCH
+    batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=BATCHES_TO_RETAIN))
+    coordinator_epoch: int = -1
+    last_timestamp: int = -1
+    txn_first_offset: int = -1  # -1: no transaction open
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1].last_seq if self.batches else NO_SEQUENCE
+
+    @property
+    def last_offset(self) -> int:
+        return self.batches[-1].last_offset if self.batches else -1
+
+    def copy(self) -> ProducerEntry:
+        return ProducerEntry(
+            self.producer_id,
+            self.epoch,
+            deque(self.batches, maxlen=BATCHES_TO_RETAIN),
+            self.coordinator_epoch,
+            self.last_timestamp,
+            self.txn_first_offset,
+        )
+
+    def add_batch(self, epoch: int, last_seq: int, last_offset: int, delta: int, ts: int) -> None:
+        if epoch != self.epoch:
+            self.batches.clear()
+            self.epoch = epoch
+        self.batches.append(BatchMetadata(last_seq, last_offset, delta, ts))
+        self.last_timestamp = ts
+
+    def find_duplicate(self, epoch: int, first_seq: int, last_seq: int) -> BatchMetadata | None:
+        if epoch != self.epoch:
+            return None
+        for batch in self.batches:
+            if batch.first_seq == first_seq and batch.last_seq == last_seq:
+                return batch
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The outcome of `check`: a duplicate to answer with, or the entries to apply."""
+
+    duplicate: BatchMetadata | None
+    updated: dict[int, ProducerEntry]
+
+
+def _last_seq(header: BatchHeader) -> int:
+    return increment_sequence(header.base_sequence, header.last_offset_delta)
+
+
+class ProducerStateManager:
+    def __init__(self, topic_partition: str = "") -> None:
+        self.producers: dict[int, ProducerEntry] = {}
+        self._name = topic_partition
+
+    # --- appends from clients -----------------------------------------------------------------
+
+    def check(
+        self,
+        headers: Sequence[BatchHeader],
+        first_offset: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+    ) -> Checked:
+        """Validate the producer batches of an append that will start at `first_offset`;
+        raises KafkaError (nothing may be appended then)."""
+        updated: dict[int, ProducerEntry] = {}
+        offset = first_offset
+        for header in headers:
+            batch_first, offset = offset, offset + header.last_offset_delta + 1
+            producer_id = header.producer_id
+            if producer_id == NO_PRODUCER_ID:
+                continue
+            current = self.producers.get(producer_id)
+            last_seq = _last_seq(header)
+            if not header.is_control and current is not None and origin == AppendOrigin.CLIENT:
+                duplicate = current.find_duplicate(
+                    header.producer_epoch, header.base_sequence, last_seq
+                )
+                if duplicate is not None:
+                    return Checked(duplicate, {})
+            entry = updated.get(producer_id)
+            if entry is None:
+                entry = current.copy() if current is not None else ProducerEntry(producer_id)
+                updated[producer_id] = entry
+            self._check_epoch(entry, header, batch_first)
+            if header.is_control:  # a transaction marker, from the coordinator
+                entry.epoch = header.producer_epoch
+                entry.txn_first_offset = -1
+                entry.last_timestamp = header.max_timestamp
+                continue
+            if origin == AppendOrigin.CLIENT:
+                self._check_sequence(entry, current, header, batch_first)
+                self._check_transaction(entry, header, batch_first)
+            if header.is_transactional and entry.txn_first_offset < 0:
+                entry.txn_first_offset = batch_first
+            entry.add_batch(
+                header.producer_epoch,
+                last_seq,
+                batch_first + header.last_offset_delta,
+                header.last_offset_delta,
+                header.max_timestamp,
+            )
+        return Checked(None, updated)
+
+    def _check_epoch(self, entry: ProducerEntry, header: BatchHeader, offset: int) -> None:
+        if header.producer_epoch < entry.epoch:
+            raise KafkaError(
+                f"Epoch of producer {header.producer_id} at offset {offset} in {self._name} is "
+                f"{header.producer_epoch}, which is smaller than the last seen epoch "
+                f"{entry.epoch}",
+                ErrorCode.INVALID_PRODUCER_EPOCH,
+            )
+
+    def _check_sequence(
+        self,
+        entry: ProducerEntry,
+        current: ProducerEntry | None,
+        header: BatchHeader,
+        offset: int,
+    ) -> None:
+        first_seq = header.base_sequence
+        if header.producer_epoch != entry.epoch:
+            if first_seq != 0 and entry.epoch != NO_PRODUCER_EPOCH:
+                raise KafkaError(
+                    f"Invalid sequence number for new epoch of producer {header.producer_id} at "
+                    f"offset {offset} in {self._name}: {header.producer_epoch} (request epoch), "
+                    f"{first_seq} (seq. number), {entry.epoch} (current producer epoch)",
+                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                )
+            return
+        if current is None or current.epoch == NO_PRODUCER_EPOCH:
+            return  # a producer this partition does not know may start anywhere
+        last_seq = entry.last_seq
+        if not (first_seq == last_seq + 1 or (first_seq == 0 and last_seq == INT32_MAX)):
+            raise KafkaError(
+                f"Out of order sequence number for producer {header.producer_id} at offset "
+                f"{offset} in {self._name}: {first_seq} (incoming seq. number), {last_seq} "
+                "(current end sequence number)",
+                ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+            )
+
+    @staticmethod
+    def _check_transaction(entry: ProducerEntry, header: BatchHeader, offset: int) -> None:
+        if header.is_transactional and entry.txn_first_offset < 0:
+            raise KafkaError(
+                "Record was not part of an ongoing transaction", ErrorCode.INVALID_TXN_STATE
+            )
+        if not header.is_transactional and entry.txn_first_offset >= 0:
+            raise KafkaError(
+                f"Expected transactional write from producer {header.producer_id} at offset "
+                f"{offset}",
+                ErrorCode.INVALID_TXN_STATE,
+            )
+
+    def apply(self, checked: Checked) -> None:
+        """Keep what `check` computed, once its batches are in the log."""
+        self.producers.update(checked.updated)
+
+    # --- appends that are not checked: replication and recovery -------------------------------
+
+    def update(self, header: BatchHeader) -> None:
+        """Follow a batch already in the log (its offsets assigned); control batches (markers)
+        close the producer's transaction."""
+        if header.producer_id == NO_PRODUCER_ID:
+            return
+        entry = self.producers.get(header.producer_id)
+        if entry is None:
+            entry = self.producers[header.producer_id] = ProducerEntry(header.producer_id)
+        if header.is_control:
+            if header.producer_epoch >= entry.epoch:
+                entry.epoch = header.producer_epoch
+                entry.txn_first_offset = -1
+                entry.last_timestamp = header.max_timestamp
+            return
+        entry.add_batch(
+            header.producer_epoch,
+            _last_seq(header),
+            header.last_offset,
+            header.last_offset_delta,
+            header.max_timestamp,
+        )
+        if header.is_transactional and entry.txn_first_offset < 0:
+            entry.txn_first_offset = header.base_offset
+
+    # --- expiry ---------------------------------------------------------------------------------
+
+    def remove_expired(self, now_ms: int, expiration_ms: int) -> list[int]:
+        """Forget producers idle for `expiration_ms` (by their last batch's timestamp) that
+        have no transaction open; returns their ids."""
+        expired = [
+            producer_id
+            for producer_id, entry in self.producers.items()
+            if entry.txn_first_offset < 0 and now_ms - entry.last_timestamp >= expiration_ms
+        ]
+        for producer_id in expired:
+            del self.producers[producer_id]
+        return expired
+
+    def remove_before(self, offset: int) -> None:
+        """Forget producers whose last batch is below `offset` (the log start moved past it),
+        unless a transaction of theirs is open."""
+        for producer_id in [
+            pid
+            for pid, entry in self.producers.items()
+            if entry.txn_first_offset < 0 and 0 <= entry.last_offset < offset
+        ]:
+            del self.producers[producer_id]
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    def encode_snapshot(self) -> bytes:
+        body = bytearray(struct.pack(">i", len(self.producers)))
+        for producer_id in sorted(self.producers):
+            entry = self.producers[producer_id]
+            last = entry.batches[-1] if entry.batches else None
+            body += _SNAPSHOT_ENTRY.pack(
+                producer_id,
+                entry.epoch,
+                last.last_seq if last else NO_SEQUENCE,
+                last.last_offset if last else -1,
+                last.offset_delta if last else 0,
+                entry.last_timestamp,
+                entry.coordinator_epoch,
+                entry.txn_first_offset,
+            )
+        return struct.pack(">hI", SNAPSHOT_VERSION, crc32c(body)) + bytes(body)
+
+    @staticmethod
+    def decode_snapshot(data: bytes) -> list[ProducerEntry]:
+        if len(data) < _SNAPSHOT_HEAD.size:
+            raise CorruptSnapshotError("the snapshot is truncated")
+        version, crc, count = _SNAPSHOT_HEAD.unpack_from(data)
+        if version != SNAPSHOT_VERSION:
+            raise CorruptSnapshotError(f"unknown snapshot version {version}")
+        if crc32c(memoryview(data)[_CRC_START:]) != crc:
+            raise CorruptSnapshotError("the snapshot's CRC does not match its contents")
+        if count < 0 or len(data) != _SNAPSHOT_HEAD.size + count * _SNAPSHOT_ENTRY.size:
+            raise CorruptSnapshotError(f"the snapshot's size does not hold {count} entries")
+        entries = []
+        for index in range(count):
+            position = _SNAPSHOT_HEAD.size + index * _SNAPSHOT_ENTRY.size
+            pid, epoch, last_seq, last_offset, delta, timestamp, coordinator_epoch, txn_first = (
+                _SNAPSHOT_ENTRY.unpack_from(data, position)
+            )
+            entry = ProducerEntry(pid, epoch, coordinator_epoch=coordinator_epoch)
+            entry.last_timestamp = timestamp
+            entry.txn_first_offset = txn_first
+            if last_offset >= 0:
+                entry.batches.append(BatchMetadata(last_seq, last_offset, delta, timestamp))
+            entries.append(entry)
+        return entries
+
+    def load(self, entries: Iterable[ProducerEntry]) -> None:
+        self.producers = {entry.producer_id: entry for entry in entries}
+
+
+def snapshot_offsets(fileio: FileIO, directory: Path) -> list[int]:
+    """Offsets of the snapshot files in `directory`, ascending."""
+    offsets = []
+    for name in fileio.list_dir(directory):
+        offset = parse_snapshot_name(name)
+        if offset is not None:
+            offsets.append(offset)
+    return sorted(offsets)
