@@ -301,6 +301,21 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         "Maximum number of incremental fetch sessions.",
         minimum=0,
     ),
+    # --- producers ---
+    ConfigDef(
+        "producer.id.expiration.ms",
+        _T.INT,
+        86400000,
+        "How long a partition remembers an idle idempotent producer (its last batch's age).",
+        minimum=1,
+    ),
+    ConfigDef(
+        "producer.id.expiration.check.interval.ms",
+        _T.INT,
+        600000,
+        "How often partitions forget producers past producer.id.expiration.ms.",
+        minimum=1,
+    ),
     # --- group coordinator ---
     ConfigDef(
         "group.initial.rebalance.delay.ms",

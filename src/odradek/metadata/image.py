@@ -17,6 +17,7 @@ from odradek.metadata.records import (
     ConfigRecord,
     MetadataRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RemoveTopicRecord,
     TopicRecord,
 )
@@ -46,6 +47,7 @@ class MetadataImage:
     topics: Mapping[str, TopicImage] = field(default_factory=lambda: MappingProxyType({}))
     topic_ids: Mapping[bytes, str] = field(default_factory=lambda: MappingProxyType({}))
     broker_configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    next_producer_id: int = 0  # the first producer id no broker has been given yet
 
     def topic(self, name: str) -> TopicImage | None:
         return self.topics.get(name)
@@ -58,6 +60,7 @@ class MetadataImage:
         topics = dict(self.topics)
         topic_ids = dict(self.topic_ids)
         broker_configs = dict(self.broker_configs)
+        next_producer_id = self.next_producer_id
         for record in records:
             if isinstance(record, TopicRecord):
                 topics[record.name] = TopicImage(record.name, record.topic_id, MappingProxyType({}))
@@ -97,9 +100,12 @@ class MetadataImage:
                 name = topic_ids.pop(record.topic_id, None)
                 if name is not None:
                     topics.pop(name, None)
+            elif isinstance(record, ProducerIdsRecord):
+                next_producer_id = max(next_producer_id, record.next_producer_id)
         return MetadataImage(
             self.epoch + 1,
             MappingProxyType(topics),
             MappingProxyType(topic_ids),
             MappingProxyType(broker_configs),
+            next_producer_id,
         )

@@ -9,6 +9,7 @@ tagged fields at the end). Only the records this broker writes are here:
                               leader_epoch, partition_epoch
     ConfigRecord       key 4  resource_type, resource_name, name, value (null = deleted)
     RemoveTopicRecord  key 9  topic_id
+    ProducerIdsRecord  key 15 broker_id, broker_epoch, next_producer_id (a block was handed out)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ TOPIC_RECORD = 2
 PARTITION_RECORD = 3
 CONFIG_RECORD = 4
 REMOVE_TOPIC_RECORD = 9
+PRODUCER_IDS_RECORD = 15
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -58,7 +60,16 @@ class RemoveTopicRecord:
     topic_id: bytes
 
 
-MetadataRecord = TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord
+@dataclass(frozen=True, slots=True)
+class ProducerIdsRecord:
+    broker_id: int
+    broker_epoch: int
+    next_producer_id: int
+
+
+MetadataRecord = (
+    TopicRecord | PartitionRecord | ConfigRecord | RemoveTopicRecord | ProducerIdsRecord
+)
 
 
 def _string(value: str | None) -> bytes:
@@ -94,6 +105,9 @@ def encode(record: MetadataRecord) -> bytes:
             + _string(record.name)
             + _string(record.value)
         )
+    elif isinstance(record, ProducerIdsRecord):
+        key = PRODUCER_IDS_RECORD
+        body = struct.pack(">iqq", record.broker_id, record.broker_epoch, record.next_producer_id)
     else:
         key, body = REMOVE_TOPIC_RECORD, record.topic_id
     return _uvarint(1) + _uvarint(key) + _uvarint(0) + body + b"\x00"
@@ -158,6 +172,8 @@ def decode(data: bytes) -> MetadataRecord | None:
         )
     elif key == REMOVE_TOPIC_RECORD:
         record = RemoveTopicRecord(reader.take(16))
+    elif key == PRODUCER_IDS_RECORD:
+        record = ProducerIdsRecord(*struct.unpack(">iqq", reader.take(20)))
     else:
         return None
     skip_tagged_fields(data, reader.position)

@@ -25,6 +25,7 @@ from odradek.replication.replica_manager import ReplicaManager, log_config_for
 from odradek.server import group_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
 from odradek.server.network import KafkaConnection
+from odradek.server.producer_ids import ProducerIdGenerator
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
 from odradek.storage.fileio import FileIO, OsFileIO
 from odradek.storage.log_manager import LogManager
@@ -68,8 +69,10 @@ class Node:
             group_coordinator.OffsetsTopicLog(self),
             config["offsets.retention.check.interval.ms"],
         )
+        self.producer_ids = ProducerIdGenerator(self)
         self._server: asyncio.Server | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._producer_expiry: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.listener_host = "127.0.0.1"
 
@@ -109,6 +112,7 @@ class Node:
         )
         self.bound_port = self._server.sockets[0].getsockname()[1]
         self._checkpointer = loop.create_task(self._checkpoint_periodically())
+        self._producer_expiry = loop.create_task(self._expire_producers_periodically())
 
     def _cluster_id(self) -> str:
         for log_dir in self.log_dirs:
@@ -125,6 +129,16 @@ class Node:
             await asyncio.sleep(CHECKPOINT_INTERVAL_MS / 1000)
             await loop.run_in_executor(None, self.log_manager.checkpoint)
 
+    async def _expire_producers_periodically(self) -> None:
+        """Partitions forget idempotent producers idle past producer.id.expiration.ms."""
+        interval_ms = self.config["producer.id.expiration.check.interval.ms"]
+        expiration_ms = self.config["producer.id.expiration.ms"]
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            now_ms = self.clock.wall_ms()
+            for log in self.log_manager.logs().values():
+                log.producer_state.remove_expired(now_ms, expiration_ms)
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -132,8 +146,9 @@ class Node:
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
+        for task in (self._checkpointer, self._producer_expiry):
+            if task is not None:
+                task.cancel()
         self.group_coordinator.stop()
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         self.log_manager.close()

@@ -14,6 +14,7 @@ from odradek.server.handlers import (  # noqa: F401
     fetch,
     find_coordinator,
     heartbeat,
+    init_producer_id,
     join_group,
     leave_group,
     list_groups,

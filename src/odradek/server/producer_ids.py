@@ -1,0 +1,32 @@
+"""This broker's block of producer ids (see metadata/producer_ids.py): ids are given out one
+at a time, and a new block is committed to the metadata log when the current one runs out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from odradek.metadata.producer_ids import allocate_block
+
+if TYPE_CHECKING:
+    from odradek.server.node import Node
+
+
+class ProducerIdGenerator:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._next = 0
+        self._end = 0  # the block is [_next, _end)
+        self._lock = asyncio.Lock()
+
+    async def next_id(self) -> int:
+        while self._next >= self._end:
+            async with self._lock:
+                if self._next >= self._end:
+                    first = self.node.image.next_producer_id
+                    record = allocate_block(self.node.image, self.node.node_id, 0)
+                    await self.node.commit([record])
+                    self._next, self._end = first, record.next_producer_id
+        producer_id = self._next
+        self._next += 1
+        return producer_id
