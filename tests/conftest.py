@@ -115,7 +115,8 @@ class Broker:
         with proc.stdout:
             for line in proc.stdout:
                 self.output.append(line)
-                if not ready.is_set() and "ready" in line and f":{self.port}" in line:
+                # The ready line names the advertised listener, which may not be our port.
+                if not ready.is_set() and " ready: " in line:
                     self.ready_line = line.strip()
                     ready.set()
 
@@ -175,6 +176,21 @@ class Broker:
 
 
 BrokerFactory = Callable[..., Broker]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow", action="store_true", help="also run the tests marked slow (CI does)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.hookimpl(wrapper=True)

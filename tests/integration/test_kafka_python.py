@@ -94,11 +94,6 @@ def test_round_trip(broker, codec) -> None:
     assert stored == {CODEC_IDS[codec or "none"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InitProducerId (idempotent producers) is not served yet: kafka-python's default"
-    " producer needs it; until then set enable_idempotence=False",
-)
 def test_default_producer_is_idempotent_and_works(broker, topic) -> None:
     """kafka-python 3 (like the Java client) defaults to acks=all with idempotence, which needs
     InitProducerId; a user who changes nothing must be able to produce."""
