@@ -306,3 +306,19 @@ def test_cluster_default_refuses_bad_values(broker) -> None:
     assert message is not None and "log.retention.ms" in message
     code, message = set_cluster_default(broker.bootstrap, "no.such.thing", "1")
     assert (code, message) == (40, "Unknown broker config name: no.such.thing")
+
+
+def test_a_segment_size_the_log_refuses_is_invalid_config(broker) -> None:
+    topic = unique_topic("configs-tiny-segment")
+    create_topic(broker.bootstrap, topic)
+    resource = topic_resource(topic)
+    resource.add_incremental_config(
+        ConfigEntry("segment.bytes", "20", incremental_operation=AlterConfigOpType.SET)
+    )
+    error = refused_incremental(broker.bootstrap, resource)
+    assert error.name() == "INVALID_CONFIG"
+    assert "segment.bytes" in error.str()
+    # the same value as the cluster-wide default would break every topic's log
+    code, message = set_cluster_default(broker.bootstrap, "log.segment.bytes", "20")
+    assert code == 40
+    assert message is not None and "segment.bytes" in message

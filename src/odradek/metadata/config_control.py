@@ -69,7 +69,8 @@ def _invalid_config(message: str) -> KafkaError:
 class ConfigController:
     """`check_topic_configs` is the storage layer's last word on a topic's whole set of
     configs (the log refuses some values the table accepts, e.g. a segment smaller than a
-    batch header); it raises InvalidConfigError."""
+    batch header); it raises InvalidConfigError. Broker values that are topic defaults
+    (log.segment.bytes for segment.bytes, ...) go through it too."""
 
     def __init__(
         self,
@@ -237,9 +238,17 @@ class ConfigController:
         # Only the keys being set are checked: a key already stored was checked when it was
         # stored, and a key being deleted needs no check (so a stale name can be removed).
         self._validate(resource_type, {n: updated[n] for n in names if n in updated})
-        if resource_type == RESOURCE_TOPIC and self._check_topic_configs is not None:
+        if self._check_topic_configs is not None:
+            if resource_type == RESOURCE_TOPIC:
+                as_topic = dict(updated)
+            else:  # a broker value is the default of its topic synonym: the log must take it
+                as_topic = {
+                    topic_name: updated[synonym]
+                    for topic_name, (synonym, _) in TOPIC_CONFIGS.items()
+                    if synonym in updated
+                }
             try:
-                self._check_topic_configs(updated)
+                self._check_topic_configs(as_topic)
             except InvalidConfigError as exc:
                 raise _invalid_config(str(exc)) from None
         if resource_type == RESOURCE_TOPIC and image.topic(resource_name) is None:

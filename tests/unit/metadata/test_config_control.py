@@ -202,3 +202,11 @@ def test_the_storage_check_has_the_last_word() -> None:
         ErrorCode.INVALID_CONFIG,
     )
     assert text == "segment.bytes 20 is too small"
+
+
+def test_the_storage_check_sees_broker_defaults_as_topic_configs() -> None:
+    seen: list[dict[str, str]] = []
+    controller = ConfigController(1, lambda configs: seen.append(dict(configs)))
+    change = [op("log.segment.bytes", AlterConfigOp.SET, "2000000")]
+    controller.incremental_alter(MetadataImage(), RESOURCE_BROKER, "", change)
+    assert seen == [{"segment.bytes": "2000000"}]
