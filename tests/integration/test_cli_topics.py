@@ -188,3 +188,11 @@ def test_no_verb_prints_help() -> None:
     )
     assert proc.returncode == 2
     assert "add-partitions" in proc.stdout
+
+
+def test_create_with_a_segment_size_the_log_refuses(broker) -> None:
+    topic = unique_topic("cli-create-tiny")
+    proc = odradek(broker, "topics", "create", topic, "--config", "segment.bytes=20")
+    assert "segment.bytes 20 is too small" in one_error_line(proc, 1)
+    assert partition_count(broker.bootstrap, topic) is None
+    assert odradek(broker, "topics", "list").returncode == 0  # the broker still serves

@@ -228,6 +228,10 @@ class Node:
                     continue
                 try:
                     created, topic_records = self.controller.create_topic(image, topic, pending)
+                    # InvalidConfigError (INVALID_CONFIG) when the log would refuse them
+                    self._check_topic_configs(
+                        {k: v for k, v in topic.configs.items() if v is not None}
+                    )
                 except KafkaError as exc:
                     outcomes[topic.name] = exc
                     continue
