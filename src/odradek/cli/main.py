@@ -7,9 +7,19 @@ import sys
 from collections.abc import Sequence
 
 from odradek import __version__
-from odradek.cli import completion, consume, dump_log, groups, perf, produce, serve
+from odradek.cli import (
+    completion,
+    configs,
+    consume,
+    dump_log,
+    groups,
+    perf,
+    produce,
+    serve,
+    topics,
+)
 
-COMMANDS = (serve, produce, consume, groups, perf, dump_log, completion)
+COMMANDS = (serve, topics, produce, consume, groups, configs, perf, dump_log, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:

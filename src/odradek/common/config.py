@@ -68,12 +68,18 @@ class ConfigDef:
                 else:
                     raise ValueError("expected true or false")
             elif self.type in (ConfigType.INT, ConfigType.SHORT, ConfigType.LONG):
-                value = int(str(raw).strip())
+                try:
+                    value = int(str(raw).strip())
+                except ValueError:
+                    raise ValueError(f"Not a number of type {self.type}") from None
                 bound = LONG_MAX if self.type is ConfigType.LONG else INT_MAX
                 if not -bound - 1 <= value <= bound:
                     raise ValueError("out of range")
             elif self.type is ConfigType.DOUBLE:
-                value = float(str(raw).strip())
+                try:
+                    value = float(str(raw).strip())
+                except ValueError:
+                    raise ValueError(f"Not a number of type {self.type}") from None
             elif self.type is ConfigType.LIST:
                 value = (
                     raw
@@ -454,21 +460,33 @@ class ConfigSource(StrEnum):
     DEFAULT = "DEFAULT_CONFIG"
     STATIC_BROKER = "STATIC_BROKER_CONFIG"
     TOPIC = "TOPIC_CONFIG"
+    DYNAMIC_BROKER = "DYNAMIC_BROKER_CONFIG"
+    DYNAMIC_DEFAULT_BROKER = "DYNAMIC_DEFAULT_BROKER_CONFIG"
 
 
 # DescribeConfigs config_source ids
 CONFIG_SOURCE_IDS = {
     ConfigSource.TOPIC: 1,
+    ConfigSource.DYNAMIC_BROKER: 2,
+    ConfigSource.DYNAMIC_DEFAULT_BROKER: 3,
     ConfigSource.STATIC_BROKER: 4,
     ConfigSource.DEFAULT: 5,
 }
 
 
 class BrokerConfig:
-    """A broker's resolved configuration: `config["num.partitions"]` or `config.num_partitions`."""
+    """A broker's resolved configuration: `config["num.partitions"]` or `config.num_partitions`.
+
+    Dynamic configs (set through AlterConfigs, kept in the metadata log) sit above the static
+    ones, as in Kafka: this broker's own, then the cluster-wide default, then the static value,
+    then the built-in default. `set_dynamic` replaces both dynamic layers in place, so every
+    holder of this object sees a change; only the replay of the metadata image calls it.
+    """
 
     def __init__(self, explicit: Mapping[str, str] | None = None) -> None:
         self._explicit: dict[str, Any] = {}
+        self._dynamic_broker: dict[str, Any] = {}
+        self._dynamic_default: dict[str, Any] = {}
         for name, raw in (explicit or {}).items():
             definition = BROKER_CONFIG_DEFS.get(name)
             if definition is None:
@@ -476,9 +494,49 @@ class BrokerConfig:
             self._explicit[name] = definition.parse(raw)
 
     def __getitem__(self, name: str) -> Any:
-        if name in self._explicit:
-            return self._explicit[name]
+        for layer in (self._dynamic_broker, self._dynamic_default, self._explicit):
+            if name in layer:
+                return layer[name]
         return BROKER_CONFIG_DEFS[name].default
+
+    def set_dynamic(
+        self, cluster_default: Mapping[str, str], this_broker: Mapping[str, str]
+    ) -> None:
+        """Install the dynamic layers. Values that do not parse, or name a property that is
+        unknown or not dynamic, are skipped: the controller refuses them, so they can only
+        come from an older or newer version's metadata log."""
+
+        def parsed(raw: Mapping[str, str]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, value in raw.items():
+                definition = BROKER_CONFIG_DEFS.get(name)
+                if definition is None or definition.read_only:
+                    continue
+                try:
+                    out[name] = definition.parse(value)
+                except InvalidConfigError:
+                    continue
+            return out
+
+        self._dynamic_default = parsed(cluster_default)
+        self._dynamic_broker = parsed(this_broker)
+
+    def layers(self, name: str) -> list[tuple[ConfigSource, Any]]:
+        """Every layer that sets `name`, highest precedence first, ending with the default
+        when there is one: DescribeConfigs' synonyms of a broker config."""
+        out = [
+            (source, layer[name])
+            for source, layer in (
+                (ConfigSource.DYNAMIC_BROKER, self._dynamic_broker),
+                (ConfigSource.DYNAMIC_DEFAULT_BROKER, self._dynamic_default),
+                (ConfigSource.STATIC_BROKER, self._explicit),
+            )
+            if name in layer
+        ]
+        default = BROKER_CONFIG_DEFS[name].default
+        if default is not None:
+            out.append((ConfigSource.DEFAULT, default))
+        return out
 
     def __getattr__(self, attribute: str) -> Any:
         name = attribute.replace("_", ".")
@@ -487,6 +545,10 @@ class BrokerConfig:
         raise AttributeError(attribute)
 
     def source(self, name: str) -> ConfigSource:
+        if name in self._dynamic_broker:
+            return ConfigSource.DYNAMIC_BROKER
+        if name in self._dynamic_default:
+            return ConfigSource.DYNAMIC_DEFAULT_BROKER
         return ConfigSource.STATIC_BROKER if name in self._explicit else ConfigSource.DEFAULT
 
     @property

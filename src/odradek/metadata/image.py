@@ -2,7 +2,8 @@
 
 Brokers read the current `MetadataImage`; only `apply` (replay) makes a new one. Topics are
 found by name and by id; configs hold only what was set explicitly (defaults live in the
-broker config).
+broker config). Dynamic broker configs are kept per resource name, as Kafka's ConfigRecord
+names them: "" for the cluster-wide default, the broker id for one broker.
 """
 
 from __future__ import annotations
@@ -46,11 +47,17 @@ class MetadataImage:
     epoch: int = 0  # bumps on every applied batch of records; keys response caches
     topics: Mapping[str, TopicImage] = field(default_factory=lambda: MappingProxyType({}))
     topic_ids: Mapping[bytes, str] = field(default_factory=lambda: MappingProxyType({}))
-    broker_configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    broker_configs: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     next_producer_id: int = 0  # the first producer id no broker has been given yet
 
     def topic(self, name: str) -> TopicImage | None:
         return self.topics.get(name)
+
+    def broker_config(self, resource_name: str) -> Mapping[str, str]:
+        """The dynamic configs set on one broker resource ("" = cluster-wide default)."""
+        return self.broker_configs.get(resource_name, MappingProxyType({}))
 
     def topic_by_id(self, topic_id: bytes) -> TopicImage | None:
         name = self.topic_ids.get(topic_id)
@@ -92,10 +99,12 @@ class MetadataImage:
                         configs[record.name] = record.value
                     topics[existing.name] = replace(existing, configs=MappingProxyType(configs))
                 elif record.resource_type == RESOURCE_BROKER:
+                    current = dict(broker_configs.get(record.resource_name, {}))
                     if record.value is None:
-                        broker_configs.pop(record.name, None)
+                        current.pop(record.name, None)
                     else:
-                        broker_configs[record.name] = record.value
+                        current[record.name] = record.value
+                    broker_configs[record.resource_name] = MappingProxyType(current)
             elif isinstance(record, RemoveTopicRecord):
                 name = topic_ids.pop(record.topic_id, None)
                 if name is not None:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from odradek.common.clock import Clock, SystemClock
 from odradek.common.config import BrokerConfig
 from odradek.common.errors import KafkaError
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
+from odradek.metadata.config_control import ConfigController
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
-from odradek.metadata.image import MetadataImage
+from odradek.metadata.image import MetadataImage, TopicImage
 from odradek.metadata.quorum import SingleNodeQuorum
-from odradek.metadata.records import MetadataRecord
+from odradek.metadata.records import ConfigRecord, MetadataRecord
 from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
 from odradek.server import group_coordinator
@@ -58,6 +61,7 @@ class Node:
         self.controller = TopicController(
             [self.node_id], config["num.partitions"], config["default.replication.factor"]
         )
+        self.config_controller = ConfigController(self.node_id, self._check_topic_configs)
         self.log_manager = LogManager(
             self.log_dirs, log_config_for(config, None), fileio=self.fileio, clock=self.clock
         )
@@ -101,6 +105,7 @@ class Node:
         self.log_manager.load()
         self.quorum = SingleNodeQuorum(self.log_dirs[0], fileio=self.fileio, clock=self.clock)
         self.quorum.load()
+        self._install_dynamic_configs(self.image)
         self.replica_manager.apply_image(self.image)
         group_coordinator.load(self, self.group_coordinator.core)
         self.group_coordinator.start()
@@ -168,7 +173,57 @@ class Node:
         if not records:
             return
         image = await self.quorum.commit(records)
+        configs_changed = any(isinstance(r, ConfigRecord) for r in records)
+        if configs_changed:
+            self._install_dynamic_configs(image)
         self.replica_manager.apply_image(image)
+        if configs_changed:
+            self._refresh_log_configs(image)
+
+    def _install_dynamic_configs(self, image: MetadataImage) -> None:
+        self.config.set_dynamic(image.broker_config(""), image.broker_config(str(self.node_id)))
+
+    def _refresh_log_configs(self, image: MetadataImage) -> None:
+        """Give every hosted log its topic's current configs (a topic's own or a dynamic
+        broker default changed); they apply from the next append or roll."""
+        for (name, _), partition in self.replica_manager.partitions.items():
+            topic = image.topic(name)
+            if topic is None:
+                continue
+            config = log_config_for(self.config, topic)
+            if config != partition.log.config:
+                partition.log.update_config(config)
+
+    def _check_topic_configs(self, configs: Mapping[str, str]) -> None:
+        """Raise InvalidConfigError when the log would refuse these topic configs."""
+        log_config_for(
+            self.config,
+            TopicImage("", bytes(16), MappingProxyType({}), MappingProxyType(dict(configs))),
+        )
+
+    async def alter_configs(
+        self,
+        alterations: Sequence[Callable[[MetadataImage], list[ConfigRecord]]],
+        *,
+        validate_only: bool = False,
+    ) -> list[KafkaError | None]:
+        """Run each resource's alteration against the same image; commit the records of those
+        that passed, together (nothing with validate_only). One outcome per alteration."""
+        assert self.quorum is not None
+        outcomes: list[KafkaError | None] = []
+        async with self.quorum.lock:
+            image = self.image
+            records: list[MetadataRecord] = []
+            for alter in alterations:
+                try:
+                    records.extend(alter(image))
+                except KafkaError as exc:
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(None)
+            if not validate_only:
+                await self.commit(records)
+        return outcomes
 
     async def create_topics(
         self,
@@ -188,6 +243,10 @@ class Node:
                     continue
                 try:
                     created, topic_records = self.controller.create_topic(image, topic, pending)
+                    # InvalidConfigError (INVALID_CONFIG) when the log would refuse them
+                    self._check_topic_configs(
+                        {k: v for k, v in topic.configs.items() if v is not None}
+                    )
                 except KafkaError as exc:
                     outcomes[topic.name] = exc
                     continue

@@ -27,7 +27,15 @@ def test_every_command_has_a_section() -> None:
 
 def test_client_commands_show_examples_in_their_help() -> None:
     for command in walk(build_parser()):
-        if command.path[:1] in (("produce",), ("consume",), ("perf",), ("completion",)):
+        if command.path[:1] in (
+            ("topics",),
+            ("produce",),
+            ("consume",),
+            ("groups",),
+            ("configs",),
+            ("perf",),
+            ("completion",),
+        ):
             text = command.parser.format_help()
             assert "\nexamples:\n" in text, command.name
             assert f"{command.name} " in text.split("\nexamples:\n")[1], command.name

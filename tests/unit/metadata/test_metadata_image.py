@@ -96,9 +96,21 @@ def test_broker_configs() -> None:
             ConfigRecord(RESOURCE_BROKER, "", "log.retention.ms", "5"),
         ]
     )
-    assert dict(image.broker_configs) == {"message.max.bytes": "100", "log.retention.ms": "5"}
+    assert dict(image.broker_config("")) == {"message.max.bytes": "100", "log.retention.ms": "5"}
     image = image.apply([ConfigRecord(RESOURCE_BROKER, "", "message.max.bytes", None)])
-    assert dict(image.broker_configs) == {"log.retention.ms": "5"}
+    assert dict(image.broker_config("")) == {"log.retention.ms": "5"}
+
+
+def test_broker_configs_are_kept_per_resource() -> None:
+    image = MetadataImage().apply(
+        [
+            ConfigRecord(RESOURCE_BROKER, "", "message.max.bytes", "100"),
+            ConfigRecord(RESOURCE_BROKER, "1", "message.max.bytes", "200"),
+        ]
+    )
+    assert dict(image.broker_config("")) == {"message.max.bytes": "100"}
+    assert dict(image.broker_config("1")) == {"message.max.bytes": "200"}
+    assert dict(image.broker_config("2")) == {}
 
 
 def test_remove_topic() -> None:

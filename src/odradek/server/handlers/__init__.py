@@ -1,6 +1,7 @@
 """One module per API; importing this package registers every handler."""
 
 from odradek.server.handlers import (  # noqa: F401
+    alter_configs,
     api_versions,
     consumer_group_describe,
     consumer_group_heartbeat,
@@ -14,6 +15,7 @@ from odradek.server.handlers import (  # noqa: F401
     fetch,
     find_coordinator,
     heartbeat,
+    incremental_alter_configs,
     init_producer_id,
     join_group,
     leave_group,

@@ -1,8 +1,10 @@
 """DescribeConfigs (key 32), v1-v4: topic and broker configs with sources and synonyms.
 
-Resource types: 2 topic, 4 broker (by this node's id, or "" for the cluster default). Others
-(broker loggers, groups) are INVALID_REQUEST until they exist. Types and documentation are
-sent from v3.
+Resource types: 2 topic, 4 broker. A broker named by this node's id is described whole, with
+each config's source (dynamic per-broker, dynamic cluster default, static, default) and, when
+asked, its synonyms; the broker "" holds only the cluster-wide dynamic defaults, as in Kafka.
+Others (broker loggers, groups) are INVALID_REQUEST until they exist. Types and documentation
+are sent from v3.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
-from odradek.server.topic_configs import ConfigEntry, broker_entries, entry_fields, topic_entries
+from odradek.server.topic_configs import (
+    ConfigEntry,
+    broker_entries,
+    cluster_default_entries,
+    entry_fields,
+    topic_entries,
+)
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -38,9 +46,14 @@ async def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
             else:
                 entries = topic_entries(node.config, topic.configs)
         elif resource.resource_type == RESOURCE_BROKER:
-            if resource.resource_name not in ("", str(node.node_id)):
+            if resource.resource_name == "":
+                entries = cluster_default_entries(node.image.broker_config(""))
+            elif resource.resource_name != str(node.node_id):
                 error = ErrorCode.INVALID_REQUEST
-                message = f"Unexpected broker id {resource.resource_name}"
+                message = (
+                    f"Unexpected broker id, expected {node.node_id} or empty string,"
+                    f" but received {resource.resource_name}"
+                )
             else:
                 entries = broker_entries(node.config)
         else:
