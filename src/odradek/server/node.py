@@ -25,6 +25,7 @@ from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
 from odradek.server import group_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
+from odradek.server.faults import FaultEngine
 from odradek.server.network import KafkaConnection
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
 from odradek.storage.fileio import FileIO, OsFileIO
@@ -73,6 +74,8 @@ class Node:
         self._checkpointer: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.listener_host = "127.0.0.1"
+        # Fault injection (odradek.testing, server/fault_hook.py): set only while rules exist.
+        self.faults: FaultEngine | None = None
 
     @property
     def image(self) -> MetadataImage:

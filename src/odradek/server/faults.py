@@ -1,0 +1,163 @@
+"""Fault rules for requests: which request a rule matches and what happens to it. No I/O.
+
+A rule matches requests by API key, client id, topic, partition, group id or transactional id
+(every criterion given must hold) and does one thing to each request it matches: delay it, drop
+it unanswered, apply it and drop the response, answer it with an error code without applying it,
+or close the connection. It holds for its next `times` matching requests, until a monotonic
+deadline, or both (whichever ends first); with neither, until it is removed.
+
+`FaultEngine` is the rule table. The connection asks it about each request only while the node
+holds one (`Node.faults` is None otherwise, so a broker without rules pays one attribute check
+per request); `fault_hook` carries out the decisions. Rules are added from other threads (a test
+thread driving an in-process broker), so the table is guarded by a lock; decisions are made on
+the broker's event loop thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FaultAction(StrEnum):
+    DELAY = "delay"
+    DROP_REQUEST = "drop_request"
+    DROP_RESPONSE = "drop_response"
+    ERROR = "error"
+    CLOSE_CONNECTION = "close_connection"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a rule can match on, taken from one request."""
+
+    api_key: int
+    api_version: int
+    client_id: str | None
+    topics: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    group_id: str | None = None
+    transactional_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultMatch:
+    """Criteria; None matches anything. `partition` needs `topic`."""
+
+    api_keys: frozenset[int] | None = None
+    client_id: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    group_id: str | None = None
+    transactional_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.partition is not None and self.topic is None:
+            raise ValueError("a partition criterion needs a topic")
+
+    def matches(self, facts: RequestFacts) -> bool:
+        if self.api_keys is not None and facts.api_key not in self.api_keys:
+            return False
+        if self.client_id is not None and facts.client_id != self.client_id:
+            return False
+        if self.group_id is not None and facts.group_id != self.group_id:
+            return False
+        if self.transactional_id is not None and facts.transactional_id != self.transactional_id:
+            return False
+        if self.topic is not None:
+            partitions = facts.topics.get(self.topic)
+            if partitions is None:
+                return False
+            if self.partition is not None and self.partition not in partitions:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    match: FaultMatch
+    action: FaultAction
+    delay_ms: int = 0
+    error_code: int = 0
+    times: int | None = None
+    duration_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action is FaultAction.DELAY and self.delay_ms <= 0:
+            raise ValueError("a delay rule needs delay_ms > 0")
+        if self.action is FaultAction.ERROR and self.error_code == 0:
+            raise ValueError("an error rule needs a non-zero error_code")
+        if self.times is not None and self.times <= 0:
+            raise ValueError("times must be positive")
+        if self.duration_ms is not None and self.duration_ms <= 0:
+            raise ValueError("duration_ms must be positive")
+
+
+@dataclass(slots=True)
+class _Installed:
+    rule_id: int
+    rule: FaultRule
+    remaining: int | None
+    deadline_ms: int | None
+    hits: int = 0
+
+
+class FaultEngine:
+    """The rule table. The first live rule that matches a request decides its fate."""
+
+    def __init__(self) -> None:
+        self._rules: list[_Installed] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._hits: dict[int, int] = {}
+
+    def add(self, rule: FaultRule, now_ms: int) -> int:
+        deadline = None if rule.duration_ms is None else now_ms + rule.duration_ms
+        with self._lock:
+            rule_id = next(self._ids)
+            self._rules.append(_Installed(rule_id, rule, rule.times, deadline))
+            self._hits[rule_id] = 0
+            return rule_id
+
+    def remove(self, rule_id: int) -> None:
+        with self._lock:
+            self._rules = [r for r in self._rules if r.rule_id != rule_id]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []
+
+    def hits(self, rule_id: int) -> int:
+        """How many requests the rule has acted on so far (also after it ran out)."""
+        with self._lock:
+            return self._hits.get(rule_id, 0)
+
+    def active(self, now_ms: int) -> bool:
+        """Whether any rule can still act (expired rules are dropped here)."""
+        with self._lock:
+            self._expire(now_ms)
+            return bool(self._rules)
+
+    def decide(self, facts: RequestFacts, now_ms: int) -> FaultRule | None:
+        """The rule that acts on this request, counting it against that rule, or None."""
+        with self._lock:
+            self._expire(now_ms)
+            for installed in self._rules:
+                if not installed.rule.match.matches(facts):
+                    continue
+                installed.hits += 1
+                self._hits[installed.rule_id] = installed.hits
+                if installed.remaining is not None:
+                    installed.remaining -= 1
+                    if installed.remaining == 0:
+                        self._rules.remove(installed)
+                return installed.rule
+            return None
+
+    def _expire(self, now_ms: int) -> None:
+        if any(r.deadline_ms is not None and now_ms >= r.deadline_ms for r in self._rules):
+            self._rules = [
+                r for r in self._rules if r.deadline_ms is None or now_ms < r.deadline_ms
+            ]
