@@ -5,5 +5,27 @@ the fixtures; what tests call directly is exported here.
 """
 
 from odradek.testing.broker import InProcessBroker, KafkaBroker, ProcessBroker
+from odradek.testing.inspection import (
+    Record,
+    assert_per_key_order,
+    committed_offsets,
+    consumer_lag,
+    murmur2,
+    partition_for,
+    read_records,
+    wait_until,
+)
 
-__all__ = ["InProcessBroker", "KafkaBroker", "ProcessBroker"]
+__all__ = [
+    "InProcessBroker",
+    "KafkaBroker",
+    "ProcessBroker",
+    "Record",
+    "assert_per_key_order",
+    "committed_offsets",
+    "consumer_lag",
+    "murmur2",
+    "partition_for",
+    "read_records",
+    "wait_until",
+]
