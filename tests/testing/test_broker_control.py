@@ -1,0 +1,116 @@
+"""Stopping, killing, pausing brokers and failing their disks, as a client sees it."""
+
+from __future__ import annotations
+
+import errno
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError
+
+from odradek.testing import ProcessBroker, read_records
+
+
+def deliver(producer: Any, topic: str, value: bytes, timeout_s: float = 15) -> list[Any]:
+    reports: list[Any] = []
+    producer.produce(topic, value=value, on_delivery=lambda err, msg: reports.append(err))
+    producer.flush(timeout_s)
+    return reports
+
+
+@pytest.fixture
+def broker(kafka_broker: Any) -> Any:
+    if kafka_broker.mode != "inprocess":
+        pytest.skip("needs the in-process broker")
+    return kafka_broker
+
+
+def test_restart_keeps_port_and_data(broker, kafka_topic, kafka_producer_factory) -> None:
+    topic = kafka_topic()
+    producer = kafka_producer_factory(acks="all")
+    assert deliver(producer, topic, b"before") == [None]
+    port = broker.port
+
+    broker.kill()
+    assert not broker.running
+    broker.restart()
+
+    assert broker.port == port
+    assert deliver(producer, topic, b"after") == [None]  # the same client reconnects
+    values = [r.value for r in read_records(broker.bootstrap_servers, topic)]
+    assert values == [b"before", b"after"]
+
+
+def test_pause_holds_every_answer_until_resume(broker, kafka_topic, kafka_producer_factory) -> None:
+    topic = kafka_topic()
+    producer = kafka_producer_factory(**{"linger.ms": 0})
+    assert deliver(producer, topic, b"warm-up") == [None]
+
+    broker.pause()
+    reports: list[Any] = []
+    producer.produce(topic, value=b"held", on_delivery=lambda err, msg: reports.append(err))
+    producer.flush(0.5)
+    assert reports == []
+    broker.resume()
+
+    producer.flush(10)
+    assert reports == [None]
+
+
+def test_failing_fsync_fails_acks_all_produce(broker, kafka_topic, kafka_producer_factory) -> None:
+    topic = kafka_topic()
+    producer = kafka_producer_factory(acks="all", **{"message.timeout.ms": 1000})
+    assert deliver(producer, topic, b"durable") == [None]
+
+    broker.disk.fail("fsync", errno.EIO)
+    [error] = deliver(producer, topic, b"not durable")
+
+    assert error is not None, "the produce succeeded although fsync failed"
+    assert broker.disk.injected >= 1
+    assert error.code() in (KafkaError.KAFKA_STORAGE_ERROR, KafkaError._MSG_TIMED_OUT)
+
+
+def test_full_disk_fails_produce(broker, kafka_topic, kafka_producer_factory) -> None:
+    topic = kafka_topic()
+    producer = kafka_producer_factory(**{"message.timeout.ms": 1000})
+    broker.disk.fail("write", errno.ENOSPC)
+
+    [error] = deliver(producer, topic, b"no room")
+
+    assert error is not None
+    assert broker.disk.injected >= 1
+
+
+def test_process_broker_sigkill_pause_resume(tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    broker = ProcessBroker(tmp_path / "data", {"auto.create.topics.enable": "true"})
+    broker.start()
+    try:
+        producer = Producer(
+            {"bootstrap.servers": broker.bootstrap_servers, "acks": "all", "linger.ms": 0}
+        )
+        assert deliver(producer, "t", b"synced") == [None]
+        broker.kill()
+        assert not broker.running
+        broker.start()
+        assert deliver(producer, "t", b"after restart") == [None]
+
+        broker.pause()
+        reports: list[Any] = []
+        producer.produce("t", value=b"held", on_delivery=lambda err, msg: reports.append(err))
+        started = time.monotonic()
+        producer.flush(0.5)
+        assert reports == [] and time.monotonic() - started >= 0.5
+        broker.resume()
+        producer.flush(10)
+        assert reports == [None]
+
+        values = [r.value for r in read_records(broker.bootstrap_servers, "t")]
+        assert values == [b"synced", b"after restart", b"held"]
+        del producer
+    finally:
+        broker.close()
+    assert broker.proc is not None and broker.proc.poll() is not None
