@@ -144,3 +144,23 @@ def test_kafka_cluster_is_skipped_with_its_reason(pytester: pytest.Pytester) -> 
     result = run(pytester)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([f"*{CLUSTER_SKIP_REASON}*"])
+
+
+def test_parallel_workers_get_brokers_of_their_own(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_produce(n, kafka_broker, kafka_topic, kafka_producer_factory):
+            producer = kafka_producer_factory()
+            producer.produce(kafka_topic(), value=b"%d" % n)
+            assert producer.flush(10) == 0
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_shared(n, kafka_broker_session, tmp_path):
+            assert kafka_broker_session.running
+        """
+    )
+    run(pytester, "-n", "2").assert_outcomes(passed=10)

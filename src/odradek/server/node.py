@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from odradek.common.clock import Clock, SystemClock
@@ -25,11 +26,13 @@ from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
 from odradek.server import group_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
-from odradek.server.faults import FaultEngine
 from odradek.server.network import KafkaConnection
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
 from odradek.storage.fileio import FileIO, OsFileIO
 from odradek.storage.log_manager import LogManager
+
+if TYPE_CHECKING:
+    from odradek.server.faults import FaultEngine
 
 logger = logging.getLogger(__name__)
 
