@@ -107,6 +107,13 @@ def test_process_mode_runs_the_broker_in_a_subprocess(pytester: pytest.Pytester)
     run(pytester, "--odradek-mode=process").assert_outcomes(passed=1)
 
 
+def test_a_failing_test_shows_the_subprocess_broker_output(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_fails(kafka_broker):\n    assert False\n")
+    result = run(pytester, "--odradek-mode=process")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*odradek broker 127.0.0.1:*", "*odradek 0.1.0 ready*"])
+
+
 def test_overrides_from_ini(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nodradek_overrides =\n    num.partitions = 3\n")
     pytester.makepyfile(

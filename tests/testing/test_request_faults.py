@@ -181,3 +181,18 @@ def test_clear_returns_the_broker_to_the_no_fault_path(broker, kafka_topic) -> N
     assert broker.node.faults is not None
     broker.faults.clear()
     assert broker.node.faults is None
+
+
+def test_fetch_rules_find_topics_named_by_id(
+    broker, kafka_topic, kafka_producer_factory, kafka_consumer_factory
+) -> None:
+    # librdkafka fetches with v13+, which names topics by id only; the rule names the topic.
+    topic = kafka_topic()
+    assert produce_one(kafka_producer_factory(), topic, b"x") == [None]
+    fault = broker.faults.error("NOT_LEADER_OR_FOLLOWER", api="fetch", topic=topic, times=2)
+    consumer = kafka_consumer_factory(topics=[topic])
+
+    message = wait_until(lambda: consumer.poll(0.2), timeout=15)
+
+    assert message.error() is None and message.value() == b"x"
+    assert fault.hits == 2

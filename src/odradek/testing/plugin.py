@@ -89,6 +89,17 @@ def new_broker(
     return InProcessBroker(data_dir, merged)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On a failure, show what the subprocess brokers of the test printed."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, ProcessBroker):
+                report.sections.append((f"odradek broker {value.bootstrap_servers}", value.log()))
+    return report
+
+
 def _broker_scope(fixture_name: str, config: pytest.Config) -> str:
     return _setting(config, "scope", SCOPES)
 
