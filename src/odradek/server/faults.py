@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+from odradek.protocol.api_keys import ApiKey
 
 
 class FaultAction(StrEnum):
@@ -161,3 +164,87 @@ class FaultEngine:
             self._rules = [
                 r for r in self._rules if r.deadline_ms is None or now_ms < r.deadline_ms
             ]
+
+
+# --- names as tests and the control endpoint write them ------------------------------------
+
+ApiSpec = str | int | Iterable[str | int] | None
+
+
+def api_keys(api: ApiSpec) -> frozenset[int] | None:
+    """`"produce"`, `"OffsetCommit"`, `ApiKey.FETCH`, `0` or a list of them, as API keys."""
+    if api is None:
+        return None
+    items = [api] if isinstance(api, (str, int)) else list(api)
+    keys: set[int] = set()
+    for item in items:
+        if isinstance(item, int):
+            keys.add(int(item))
+            continue
+        name = "".join(
+            f"_{c}" if c.isupper() and i and item[i - 1].islower() else c
+            for i, c in enumerate(item)
+        )
+        try:
+            keys.add(ApiKey[name.upper().replace("-", "_")])
+        except KeyError:
+            known = ", ".join(k.name.lower() for k in ApiKey)
+            raise ValueError(f"unknown API {item!r}; one of {known}") from None
+    return frozenset(keys)
+
+
+def error_code(code: int | str) -> int:
+    """An error code by number or by Kafka's name (`"NOT_LEADER_OR_FOLLOWER"`)."""
+    if isinstance(code, int):
+        return int(code)
+    from kio.schema.errors import ErrorCode
+
+    try:
+        return int(ErrorCode[code.lower()])
+    except KeyError:
+        raise ValueError(f"unknown error code {code!r}") from None
+
+
+RULE_FIELDS = frozenset(
+    {
+        "action",
+        "api",
+        "topic",
+        "partition",
+        "group",
+        "transactional_id",
+        "client_id",
+        "times",
+        "duration_s",
+        "delay_ms",
+        "error_code",
+    }
+)
+
+
+def rule_from_json(data: Mapping[str, Any]) -> FaultRule:
+    """A rule from its JSON form: the keyword arguments of the test API plus `action`.
+
+    `{"action": "error", "error_code": "NOT_LEADER_OR_FOLLOWER", "api": "produce", "times": 2}`
+    """
+    unknown = set(data) - RULE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown rule fields {sorted(unknown)}; known: {sorted(RULE_FIELDS)}")
+    if "action" not in data:
+        raise ValueError(f"a rule needs an action: one of {[a.value for a in FaultAction]}")
+    duration_s = data.get("duration_s")
+    return FaultRule(
+        FaultMatch(
+            api_keys=api_keys(data.get("api")),
+            client_id=data.get("client_id"),
+            topic=data.get("topic"),
+            partition=data.get("partition"),
+            group_id=data.get("group"),
+            transactional_id=data.get("transactional_id"),
+        ),
+        FaultAction(data["action"]),
+        delay_ms=int(data.get("delay_ms") or 0),
+        error_code=error_code(data.get("error_code") or 0),
+        times=data.get("times"),
+        duration_ms=None if duration_s is None else max(1, round(float(duration_s) * 1000)),
+    )

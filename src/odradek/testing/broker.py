@@ -11,8 +11,9 @@ the node at once; the page cache of this process cannot be lost, so use a `Proce
 (SIGKILL) to test what survives a crash. `pause()` blocks the event loop, as SIGSTOP does to a
 process: connections stay open, nothing is answered.
 
-`ProcessBroker` runs `python -m odradek serve`; `kill()` is SIGKILL, `pause()`/`resume()` are
-SIGSTOP/SIGCONT. Request and disk faults need the node in this process.
+`ProcessBroker` runs `python -m odradek.testing.serve` (`odradek serve` plus a control endpoint,
+through which `faults` and `disk` act); `kill()` is SIGKILL, `pause()`/`resume()` are
+SIGSTOP/SIGCONT.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from odradek.server.disk_faults import FaultyFileIO
     from odradek.server.node import Node
-    from odradek.testing.faults import Faults
+    from odradek.testing.faults import ControlClient, Faults, LocalFaults, RemoteDisk
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -52,11 +53,26 @@ class BrokerError(RuntimeError):
     pass
 
 
+class DiskFaults(Protocol):
+    def fail(self, operation: str, errno: int = ..., times: int | None = None) -> None: ...
+
+    def clear(self) -> None: ...
+
+    @property
+    def injected(self) -> int: ...
+
+
 class KafkaBroker(Protocol):
     """What every test broker offers, in process or not."""
 
     mode: str
     data_dir: Path
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def disk(self) -> DiskFaults: ...
 
     @property
     def port(self) -> int: ...
@@ -105,7 +121,7 @@ class InProcessBroker:
         self._thread: threading.Thread | None = None
         self._node: Node | None = None
         self._resume: threading.Event | None = None
-        self._faults: Faults | None = None
+        self._faults: LocalFaults | None = None
         self._disk: FaultyFileIO | None = None
 
     @property
@@ -131,9 +147,9 @@ class InProcessBroker:
     def faults(self) -> Faults:
         """Request faults: `broker.faults.drop_response(api="produce", times=1)`."""
         if self._faults is None:
-            from odradek.testing.faults import Faults
+            from odradek.testing.faults import LocalFaults
 
-            self._faults = Faults(self)
+            self._faults = LocalFaults(self)
         return self._faults
 
     @property
@@ -272,6 +288,7 @@ async def _abort_connections(node: Node) -> None:
 
 
 _READY = re.compile(r"ready: PLAINTEXT://[^:\s]+:(\d+)")
+_CONTROL = re.compile(r"control=(http://\S+)")
 
 
 class ProcessBroker:
@@ -289,6 +306,7 @@ class ProcessBroker:
         self.overrides = _properties(overrides)
         self.env = dict(env or {})
         self._port = 0
+        self.control_url = ""
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []  # every line the broker printed, across restarts
         self._reader: threading.Thread | None = None
@@ -305,18 +323,29 @@ class ProcessBroker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _control(self) -> ControlClient:
+        from odradek.testing.faults import ControlClient
+
+        if not self.running or not self.control_url:
+            raise BrokerError("the broker is not running")
+        return ControlClient(self.control_url)
+
     @property
     def faults(self) -> Faults:
-        raise BrokerError(
-            "request faults need the broker in the test process (--odradek-mode=inprocess)"
-        )
+        """Request faults through the control endpoint (lost when the process ends)."""
+        from odradek.testing.faults import RemoteFaults
+
+        return RemoteFaults(self._control())
 
     @property
-    def disk(self) -> FaultyFileIO:
-        raise BrokerError("disk faults need the broker in the test process")
+    def disk(self) -> RemoteDisk:
+        """Disk faults through the control endpoint (lost when the process ends)."""
+        from odradek.testing.faults import RemoteDisk
+
+        return RemoteDisk(self._control())
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "odradek", "serve", "--host", HOST]
+        cmd = [sys.executable, "-m", "odradek.testing.serve", "--host", HOST]
         cmd += ["--port", str(self._port), "--data-dir", str(self.data_dir)]
         for key, value in self.overrides.items():
             cmd += ["--override", f"{key}={value}"]
@@ -333,7 +362,7 @@ class ProcessBroker:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **_same_odradek(), **self.env},
         )
         self.proc = proc
         self._reader = threading.Thread(
@@ -353,6 +382,8 @@ class ProcessBroker:
             for line in proc.stdout:
                 self.output.append(line)
                 if not ready.done() and (found := _READY.search(line)):
+                    control = _CONTROL.search(line)
+                    self.control_url = control.group(1) if control else ""
                     ready.set_result(int(found.group(1)))
         if not ready.done():
             ready.set_exception(BrokerError(f"exited with code {proc.wait()}"))
@@ -408,3 +439,13 @@ class ProcessBroker:
 
     def __repr__(self) -> str:
         return f"ProcessBroker({self.bootstrap_servers}, data_dir={self.data_dir})"
+
+
+def _same_odradek() -> dict[str, str]:
+    """PYTHONPATH for a child that imports the odradek this process imported (a checkout's
+    `src` under a relative PYTHONPATH, say, would be lost when the child's directory differs)."""
+    import odradek
+
+    root = str(Path(odradek.__file__).resolve().parents[1])
+    rest = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": root + (os.pathsep + rest if rest else "")}

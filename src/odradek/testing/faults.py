@@ -1,4 +1,5 @@
-"""Request faults on an in-process broker, as tests write them.
+"""Request and disk faults as tests write them, on an in-process broker or through the control
+endpoint of a subprocess broker (`server/control.py`); both offer the same methods.
 
     fault = kafka_broker.faults.drop_response(api="produce", topic=topic, times=1)
     ...  # the client retries; the first attempt was applied
@@ -8,58 +9,24 @@ Every method takes the same criteria (each one given must hold): `api` (a name s
 "produce" or "offset_commit", an `ApiKey`, a number, or several of them), `topic`, `partition`,
 `group`, `transactional_id`, `client_id`; and a lifetime: `times` (the next N matching
 requests), `duration_s` (a window from now), both (whichever ends first) or neither (until
-`remove()` or `clear()`). The first rule that matches a request acts on it. Rules survive a
-restart of the broker.
+`remove()` or `clear()`). The first rule that matches a request acts on it. Rules of an
+in-process broker survive its restart; those of a subprocess broker die with the process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import errno as errno_codes
+import json
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
 from odradek.common.clock import SystemClock
-from odradek.protocol.api_keys import ApiKey
-from odradek.server.faults import FaultAction, FaultEngine, FaultMatch, FaultRule
+from odradek.server.faults import ApiSpec, FaultAction, FaultEngine, FaultRule, rule_from_json
 
 if TYPE_CHECKING:
     from odradek.server.node import Node
     from odradek.testing.broker import InProcessBroker
-
-ApiSpec = str | int | Iterable[str | int] | None
-
-
-def api_keys(api: ApiSpec) -> frozenset[int] | None:
-    """`"produce"`, `"OffsetCommit"`, `ApiKey.FETCH`, `0` or a list of them, as API keys."""
-    if api is None:
-        return None
-    items = [api] if isinstance(api, (str, int)) else list(api)
-    keys: set[int] = set()
-    for item in items:
-        if isinstance(item, int):
-            keys.add(int(item))
-            continue
-        name = "".join(
-            f"_{c}" if c.isupper() and i and item[i - 1].islower() else c
-            for i, c in enumerate(item)
-        )
-        try:
-            keys.add(ApiKey[name.upper().replace("-", "_")])
-        except KeyError:
-            known = ", ".join(k.name.lower() for k in ApiKey)
-            raise ValueError(f"unknown API {item!r}; one of {known}") from None
-    return frozenset(keys)
-
-
-def error_code(code: int | str) -> int:
-    """An error code by number or by Kafka's name (`"NOT_LEADER_OR_FOLLOWER"`)."""
-    if isinstance(code, int):
-        return int(code)
-    from kio.schema.errors import ErrorCode
-
-    try:
-        return int(ErrorCode[code.lower()])
-    except KeyError:
-        raise ValueError(f"unknown error code {code!r}") from None
 
 
 class Fault:
@@ -73,67 +40,38 @@ class Fault:
     @property
     def hits(self) -> int:
         """How many requests this rule has acted on."""
-        return self._faults.engine.hits(self.rule_id)
+        return self._faults._hits(self.rule_id)
 
     def remove(self) -> None:
-        self._faults.engine.remove(self.rule_id)
+        self._faults._remove(self.rule_id)
 
     def __repr__(self) -> str:
         return f"Fault({self.rule.action}, {self.rule.match}, hits={self.hits})"
 
 
 class Faults:
-    def __init__(self, broker: InProcessBroker) -> None:
-        self.engine = FaultEngine()
-        self._broker = broker
-        self._installed = False
+    """The methods tests call; `_install`, `_hits`, `_remove` and `clear` reach the broker."""
 
-    def attach(self, node: Node) -> None:
-        """Called by the broker on every start: the new node consults the rules too."""
-        if self._installed:
-            node.faults = self.engine
+    def _install(self, spec: dict[str, Any], rule: FaultRule) -> int:
+        raise NotImplementedError
 
-    @property
-    def _node(self) -> Node | None:
-        return self._broker.node if self._broker.running else None
+    def _hits(self, rule_id: int) -> int:
+        raise NotImplementedError
 
-    def _add(
-        self,
-        action: FaultAction,
-        *,
-        api: ApiSpec,
-        topic: str | None,
-        partition: int | None,
-        group: str | None,
-        transactional_id: str | None,
-        client_id: str | None,
-        times: int | None,
-        duration_s: float | None,
-        delay_ms: int = 0,
-        code: int = 0,
-    ) -> Fault:
-        rule = FaultRule(
-            FaultMatch(
-                api_keys=api_keys(api),
-                client_id=client_id,
-                topic=topic,
-                partition=partition,
-                group_id=group,
-                transactional_id=transactional_id,
-            ),
-            action,
-            delay_ms=delay_ms,
-            error_code=code,
-            times=times,
-            duration_ms=None if duration_s is None else max(1, round(duration_s * 1000)),
-        )
-        node = self._node
-        clock = node.clock if node is not None else SystemClock()
-        rule_id = self.engine.add(rule, clock.monotonic_ms())
-        self._installed = True
-        if node is not None:
-            node.faults = self.engine
-        return Fault(self, rule_id, rule)
+    def _remove(self, rule_id: int) -> None:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Remove every rule; the broker is back to its no-fault path."""
+        raise NotImplementedError
+
+    def _add(self, action: FaultAction, **fields: Any) -> Fault:
+        api = fields.get("api")
+        if api is not None and not isinstance(api, (str, int)):
+            fields["api"] = [a if isinstance(a, str) else int(a) for a in api]
+        spec = {"action": action.value, **{k: v for k, v in fields.items() if v is not None}}
+        rule = rule_from_json(spec)  # checked here, so a mistake fails in the test's own line
+        return Fault(self, self._install(spec, rule), rule)
 
     def delay(
         self,
@@ -228,7 +166,7 @@ class Faults:
         """Answer matching requests with error `code` (number or name), without applying them."""
         return self._add(
             FaultAction.ERROR,
-            code=error_code(code),
+            error_code=code,
             api=api,
             topic=topic,
             partition=partition,
@@ -264,9 +202,100 @@ class Faults:
             duration_s=duration_s,
         )
 
+
+class LocalFaults(Faults):
+    """Rules kept in this process and consulted by the in-process broker's node."""
+
+    def __init__(self, broker: InProcessBroker) -> None:
+        self.engine = FaultEngine()
+        self._broker = broker
+        self._installed = False
+
+    def attach(self, node: Node) -> None:
+        """Called by the broker on every start: the new node consults the rules too."""
+        if self._installed:
+            node.faults = self.engine
+
+    @property
+    def _node(self) -> Node | None:
+        return self._broker.node if self._broker.running else None
+
+    def _install(self, spec: dict[str, Any], rule: FaultRule) -> int:
+        node = self._node
+        clock = node.clock if node is not None else SystemClock()
+        rule_id = self.engine.add(rule, clock.monotonic_ms())
+        self._installed = True
+        if node is not None:
+            node.faults = self.engine
+        return rule_id
+
+    def _hits(self, rule_id: int) -> int:
+        return self.engine.hits(rule_id)
+
+    def _remove(self, rule_id: int) -> None:
+        self.engine.remove(rule_id)
+
     def clear(self) -> None:
-        """Remove every rule; the broker is back to its no-fault path."""
         self.engine.clear()
         self._installed = False
-        if self._node is not None:
-            self._node.faults = None
+        node = self._node
+        if node is not None:
+            node.faults = None
+
+
+class ControlClient:
+    """JSON over HTTP to a broker's control endpoint."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read().decode()}") from None
+        return json.loads(payload) if payload else None
+
+
+class RemoteFaults(Faults):
+    """Rules installed through the control endpoint of a subprocess broker."""
+
+    def __init__(self, control: ControlClient) -> None:
+        self._control = control
+
+    def _install(self, spec: dict[str, Any], rule: FaultRule) -> int:
+        return int(self._control.call("POST", "/v1/faults", spec)["id"])
+
+    def _hits(self, rule_id: int) -> int:
+        return int(self._control.call("GET", f"/v1/faults/{rule_id}")["hits"])
+
+    def _remove(self, rule_id: int) -> None:
+        self._control.call("DELETE", f"/v1/faults/{rule_id}")
+
+    def clear(self) -> None:
+        self._control.call("DELETE", "/v1/faults")
+
+
+class RemoteDisk:
+    """Disk faults of a subprocess broker: the methods of `FaultyFileIO` tests use."""
+
+    def __init__(self, control: ControlClient) -> None:
+        self._control = control
+
+    def fail(self, operation: str, errno: int = errno_codes.EIO, times: int | None = None) -> None:
+        body: dict[str, Any] = {"operation": operation, "errno": errno}
+        if times is not None:
+            body["times"] = times
+        self._control.call("POST", "/v1/disk", body)
+
+    def clear(self) -> None:
+        self._control.call("DELETE", "/v1/disk")
+
+    @property
+    def injected(self) -> int:
+        return int(self._control.call("GET", "/v1/disk")["injected"])

@@ -5,8 +5,10 @@ Fixtures:
 - `kafka_broker`: a broker of this test (function scope) on 127.0.0.1 and a port the kernel
   picks, with a fresh data dir. `--odradek-scope=session` (ini `odradek_scope`) shares one per
   session instead; `kafka_broker_session` is always the shared one.
-  `--odradek-mode=process` (ini `odradek_mode`) runs it as `odradek serve` in a subprocess;
-  the default runs it in the test process, which also offers `faults` and `disk`.
+  `--odradek-mode=process` (ini `odradek_mode`) runs it as `odradek serve` in a subprocess
+  (with a control endpoint); the default runs it in the test process. Either offers
+  `kill()`, `restart()`, `pause()`, `resume()`, request faults (`faults`) and disk faults
+  (`disk`).
 - `kafka_broker_factory`: start more brokers, `kafka_broker_factory(overrides={...})`.
 - `bootstrap_servers`: the broker's address, for any client library.
 - `kafka_admin`: a confluent-kafka AdminClient.

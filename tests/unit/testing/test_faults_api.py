@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from odradek.protocol.api_keys import ApiKey
-from odradek.testing.faults import api_keys, error_code
+from odradek.server.faults import api_keys, error_code
 
 
 @pytest.mark.parametrize(
