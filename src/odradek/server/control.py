@@ -13,6 +13,7 @@ in-process test gets from `odradek.testing`:
     POST   /v1/disk              {"operation": "fsync", "errno": "EIO", "times": 1}
     GET    /v1/disk              {"injected": 3}
     DELETE /v1/disk              lift every disk fault
+    POST   /v1/clock             {"advance_ms": 45000}: jump a virtual clock ahead, fire timers
 
 Rule fields are those of `faults.rule_from_json`. Errors are 400/404 with {"error": "..."}.
 The endpoint is HTTP/1.1 with one request per connection, bound to the address it is given
@@ -32,6 +33,7 @@ from odradek.server.faults import FaultEngine, rule_from_json
 if TYPE_CHECKING:
     from odradek.server.disk_faults import FaultyFileIO
     from odradek.server.node import Node
+    from odradek.server.virtual_clock import VirtualClock
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +48,12 @@ class HttpError(Exception):
 
 
 class ControlServer:
-    def __init__(self, node: Node, disk: FaultyFileIO | None = None) -> None:
+    def __init__(
+        self, node: Node, disk: FaultyFileIO | None = None, clock: VirtualClock | None = None
+    ) -> None:
         self.node = node
         self.disk = disk
+        self.clock = clock
         self.engine = FaultEngine()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -142,6 +147,14 @@ class ControlServer:
                 return 200, {"injected": self._disk().injected}
             case "DELETE", ["disk"]:
                 self._disk().clear()
+                return 204, None
+            case "POST", ["clock"]:
+                if self.clock is None:
+                    raise HttpError(404, "this broker runs on the system clock")
+                from odradek.server.virtual_clock import after_time_jump
+
+                self.clock.advance_ms(int(body["advance_ms"]))
+                after_time_jump(self.node)
                 return 204, None
         raise HttpError(404, f"no such resource {method} {path}")
 

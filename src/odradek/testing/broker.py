@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from odradek.server.disk_faults import FaultyFileIO
     from odradek.server.node import Node
-    from odradek.testing.faults import ControlClient, Faults, LocalFaults, RemoteDisk
+    from odradek.server.virtual_clock import VirtualClock
+    from odradek.testing.faults import (
+        ControlClient,
+        Faults,
+        LocalFaults,
+        RemoteClock,
+        RemoteDisk,
+    )
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -62,11 +69,18 @@ class DiskFaults(Protocol):
     def injected(self) -> int: ...
 
 
+class AdvancingClock(Protocol):
+    def advance(self, seconds: float) -> None: ...
+
+
 class KafkaBroker(Protocol):
     """What every test broker offers, in process or not."""
 
     mode: str
     data_dir: Path
+
+    @property
+    def clock(self) -> AdvancingClock: ...
 
     @property
     def faults(self) -> Faults: ...
@@ -113,9 +127,19 @@ class InProcessBroker:
 
     mode = "inprocess"
 
-    def __init__(self, data_dir: Path, overrides: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        overrides: Mapping[str, object] | None = None,
+        *,
+        clock: VirtualClock | None = None,
+    ) -> None:
+        from odradek.server.virtual_clock import VirtualClock
+
         self.data_dir = Path(data_dir)
         self.overrides = _properties(overrides)
+        # System time until a test advances it (broker.clock.advance(seconds)).
+        self.clock = clock or VirtualClock()
         self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -177,9 +201,10 @@ class InProcessBroker:
             }
         )
         self._start_loop()
-        node = Node(config, fileio=self.disk)
+        node = Node(config, fileio=self.disk, clock=self.clock)
         self._call(node.start())
         self._node = node
+        self.clock.on_advance(self._after_time_jump)
         self._port = node.bound_port
         if self._faults is not None:
             self._faults.attach(node)
@@ -209,6 +234,17 @@ class InProcessBroker:
             raise BrokerError("the broker is not running")
         return self._call(coro, timeout_s)
 
+    def _after_time_jump(self) -> None:
+        from odradek.server.virtual_clock import after_time_jump
+
+        node = self._node
+        if node is not None and self._loop is not None and self._resume is None:
+
+            async def fire() -> None:
+                after_time_jump(node)
+
+            self._call(fire(), STOP_TIMEOUT_S)
+
     def stop(self) -> None:
         """Graceful shutdown: stop listening, close connections, flush and checkpoint."""
         self._shutdown(abort=False)
@@ -223,6 +259,7 @@ class InProcessBroker:
             return
         self.resume()
         self._node = None
+        self.clock.remove_listener(self._after_time_jump)
         try:
             if abort:
                 self._call(_abort_connections(node), STOP_TIMEOUT_S)
@@ -336,6 +373,13 @@ class ProcessBroker:
         from odradek.testing.faults import RemoteFaults
 
         return RemoteFaults(self._control())
+
+    @property
+    def clock(self) -> RemoteClock:
+        """The broker's virtual clock, advanced through the control endpoint."""
+        from odradek.testing.faults import RemoteClock
+
+        return RemoteClock(self._control())
 
     @property
     def disk(self) -> RemoteDisk:

@@ -299,3 +299,14 @@ class RemoteDisk:
     @property
     def injected(self) -> int:
         return int(self._control.call("GET", "/v1/disk")["injected"])
+
+
+class RemoteClock:
+    """The virtual clock of a subprocess broker."""
+
+    def __init__(self, control: ControlClient) -> None:
+        self._control = control
+
+    def advance(self, seconds: float) -> None:
+        """Jump the broker's time ahead; what fell due fires before this returns."""
+        self._control.call("POST", "/v1/clock", {"advance_ms": round(seconds * 1000)})

@@ -15,6 +15,7 @@ Fixtures:
 - `kafka_producer_factory` / `kafka_consumer_factory`: confluent-kafka clients built with the
   bootstrap address and the config given; all closed at teardown.
 - `kafka_topic`: `kafka_topic(partitions=3)` creates a topic of a unique name and returns it.
+- `kafka_clock`: the broker's virtual clock, `kafka_clock.advance(seconds)`.
 - `kafka_cluster`: several brokers; skipped until Odradek runs replicated clusters.
 
 Broker properties for every broker of the session: ini `odradek_overrides`, one `key=value` per
@@ -154,6 +155,16 @@ def kafka_broker_factory(
 @pytest.fixture
 def kafka_cluster() -> None:
     pytest.skip(CLUSTER_SKIP_REASON)
+
+
+@pytest.fixture
+def kafka_clock(kafka_broker: KafkaBroker) -> Any:
+    """The broker's clock: `kafka_clock.advance(45)` fires session timeouts without sleeping.
+
+    It is system time until advanced. A jump fires group session and rebalance timeouts and
+    offset retention at once; a shared (session-scoped) broker's clock jumps for every test.
+    """
+    return kafka_broker.clock
 
 
 @pytest.fixture

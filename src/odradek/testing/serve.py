@@ -1,7 +1,8 @@
 """`python -m odradek.testing.serve`: `odradek serve` with the control endpoint, for tests.
 
 The broker is the one `odradek serve` runs, configured the same way (`--port`, `--host`,
-`--data-dir`, `--override`, `ODRADEK_*`), with its FileIO wrapped for disk faults and a control
+`--data-dir`, `--override`, `ODRADEK_*`), on a virtual clock (system time until advanced), with
+its FileIO wrapped for disk faults and a control
 endpoint (`server/control.py`) on `--control-port` (0: the kernel picks). The ready line is
 `odradek serve`'s with `control=http://host:port` appended. SIGTERM and SIGINT stop it
 gracefully.
@@ -52,13 +53,15 @@ async def _serve(config: Any, control_port: int, started: float) -> int:
     from odradek.server.control import ControlServer
     from odradek.server.disk_faults import FaultyFileIO
     from odradek.server.node import Node
+    from odradek.server.virtual_clock import VirtualClock
     from odradek.storage.fileio import OsFileIO
 
     disk = FaultyFileIO(OsFileIO())
-    node = Node(config, fileio=disk)
+    clock = VirtualClock()
+    node = Node(config, fileio=disk, clock=clock)
     await node.start()
     host, port = node.advertised_endpoint
-    control = ControlServer(node, disk)
+    control = ControlServer(node, disk, clock)
     await control.start(host, control_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
