@@ -171,3 +171,24 @@ def test_parallel_workers_get_brokers_of_their_own(pytester: pytest.Pytester) ->
         """
     )
     run(pytester, "-n", "2").assert_outcomes(passed=10)
+
+
+def test_faults_are_lifted_after_each_test_of_a_shared_broker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import errno
+
+        def test_leaves_faults(kafka_broker_session):
+            kafka_broker_session.faults.delay(1000, api="produce")
+            kafka_broker_session.disk.fail("fsync", errno.EIO)
+            kafka_broker_session.pause()
+
+        def test_finds_none(kafka_broker_session, kafka_producer_factory, kafka_topic):
+            assert kafka_broker_session.node.faults is None
+            assert kafka_broker_session.disk.injected == 0
+            producer = kafka_producer_factory(acks="all")
+            producer.produce(kafka_topic(), value=b"v")
+            assert producer.flush(10) == 0
+        """
+    )
+    run(pytester, "-p", "no:randomly").assert_outcomes(passed=2)

@@ -109,6 +109,8 @@ class KafkaBroker(Protocol):
 
     def resume(self) -> None: ...
 
+    def lift_faults(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -302,13 +304,17 @@ class InProcessBroker:
             self._resume.set()
             self._resume = None
 
-    def close(self) -> None:
-        """Teardown: lift every fault, stop whatever is still running."""
+    def lift_faults(self) -> None:
+        """Resume, and remove every request and disk fault."""
         self.resume()
         if self._disk is not None:
             self._disk.clear()
         if self._faults is not None:
             self._faults.clear()
+
+    def close(self) -> None:
+        """Teardown: lift every fault, stop whatever is still running."""
+        self.lift_faults()
         if self._node is not None:
             self.stop()
 
@@ -471,6 +477,14 @@ class ProcessBroker:
         if self.running:
             assert self.proc is not None
             self.proc.send_signal(signal.SIGCONT)
+
+    def lift_faults(self) -> None:
+        """Resume, and remove every request and disk fault."""
+        if self.running:
+            self.resume()
+            control = self._control()
+            control.call("DELETE", "/v1/faults")
+            control.call("DELETE", "/v1/disk")
 
     def _join_reader(self) -> None:
         if self._reader is not None:

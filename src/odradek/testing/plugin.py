@@ -103,6 +103,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After each test, lift the faults it left on the brokers it used (shared ones too)."""
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, (InProcessBroker, ProcessBroker)) and value.running:
+            value.lift_faults()
+
+
 def _broker_scope(fixture_name: str, config: pytest.Config) -> str:
     return _setting(config, "scope", SCOPES)
 
