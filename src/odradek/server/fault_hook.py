@@ -39,7 +39,10 @@ Respond = Callable[[], Awaitable[bytes | list[bytes] | None]]
 
 _PARTITION_FIELDS = ("partition_index", "partition", "index")
 _TOPIC_NAME_FIELDS = ("name", "topic")
-_MIRRORED_FIELDS = frozenset({*_PARTITION_FIELDS, *_TOPIC_NAME_FIELDS, "topic_id"})
+# Fields by which a response entity names what it answers: the request's topics, partitions,
+# groups or coordinator keys.
+_KEY_FIELDS = ("group_id", "key", "transactional_id")
+_MIRRORED_FIELDS = frozenset({*_PARTITION_FIELDS, *_TOPIC_NAME_FIELDS, *_KEY_FIELDS, "topic_id"})
 
 
 async def intercept(
@@ -200,6 +203,13 @@ def _copied_value(name: str, kafka_type: str | None, source: Any, ctx: RequestCo
         if isinstance(source, int) and name in _PARTITION_FIELDS:
             return source
         return _MISSING
+    if isinstance(source, str):  # an array of names: groups, coordinator keys, topics
+        if kafka_type == "string" and name in (*_KEY_FIELDS, *_TOPIC_NAME_FIELDS):
+            return source
+        return _MISSING
+    if name in _KEY_FIELDS and kafka_type == "string":
+        value = getattr(source, name, None)
+        return value if isinstance(value, str) else _MISSING
     if name in _PARTITION_FIELDS:
         index = _partition_index(source)
         return _MISSING if index is None else index
@@ -230,14 +240,14 @@ def _mirror_items(source: Any, element: type[Any]) -> list[Any]:
     Only arrays of things a request names (topics, partitions) are mirrored; others (node
     endpoints, record errors) stay empty.
     """
-    if source is None or isinstance(source, int):
+    if source is None or isinstance(source, (int, str)):
         return []
     if not _MIRRORED_FIELDS & {f.name for f in dataclasses.fields(element)}:
         return []
     arrays = []
     for name in getattr(type(source), "__dataclass_fields__", {}):
         value = getattr(source, name, None)
-        if isinstance(value, tuple) and value and not isinstance(value[0], (str, bytes)):
+        if isinstance(value, tuple) and value and not isinstance(value[0], bytes):
             arrays.append(value)
     return list(arrays[0]) if len(arrays) == 1 else []
 
