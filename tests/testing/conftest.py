@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+# pytester's in-process runs drop the modules they imported when they end. The broker's
+# handlers register themselves in odradek.server.registry on import; were the registry dropped
+# and imported again while the handlers package stayed reachable from its parent package, a
+# later run would start a broker that knows no API. Importing the broker here keeps it whole.
+import odradek.server.node  # noqa: F401
+
 PLUGIN = "odradek.testing.plugin"
 
 
