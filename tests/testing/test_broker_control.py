@@ -114,3 +114,18 @@ def test_process_broker_sigkill_pause_resume(tmp_path: Path) -> None:
     finally:
         broker.close()
     assert broker.proc is not None and broker.proc.poll() is not None
+
+
+def test_a_broker_that_cannot_start_leaves_no_thread(tmp_path: Path) -> None:
+    import threading
+
+    from odradek.common.errors import StorageError
+    from odradek.testing import InProcessBroker
+
+    InProcessBroker(tmp_path).start().close()
+    threads = threading.active_count()
+
+    with pytest.raises(StorageError, match="belongs to node 1"):
+        InProcessBroker(tmp_path, {"node.id": 2}).start()
+
+    assert threading.active_count() == threads

@@ -4,15 +4,17 @@ Both listen on 127.0.0.1 on a port the kernel picks (so parallel test processes 
 keep that port across restarts (clients holding the bootstrap address reconnect, as they would
 to a restarted Kafka broker), and keep their data in the directory they are given.
 
+Both offer request faults (`broker.faults`), disk faults (`broker.disk`) and a virtual clock
+(`broker.clock.advance(seconds)`), and `kill()`, `restart()`, `pause()`, `resume()`.
+
 `InProcessBroker` runs the node on an event loop of its own in a daemon thread. It starts in a
-few milliseconds once the broker's modules are imported, and it offers request faults
-(`broker.faults`) and disk faults (`broker.disk`). `kill()` aborts every connection and stops
-the node at once; the page cache of this process cannot be lost, so use a `ProcessBroker`
-(SIGKILL) to test what survives a crash. `pause()` blocks the event loop, as SIGSTOP does to a
-process: connections stay open, nothing is answered.
+few milliseconds once the broker's modules are imported. `kill()` aborts every connection and
+stops the node at once; the page cache of this process cannot be lost, so use a
+`ProcessBroker` (SIGKILL) to test what survives a crash. `pause()` blocks the event loop, as
+SIGSTOP does to a process: connections stay open, nothing is answered.
 
 `ProcessBroker` runs `python -m odradek.testing.serve` (`odradek serve` plus a control endpoint,
-through which `faults` and `disk` act); `kill()` is SIGKILL, `pause()`/`resume()` are
+through which faults and the clock act); `kill()` is SIGKILL, `pause()`/`resume()` are
 SIGSTOP/SIGCONT.
 """
 
@@ -204,7 +206,11 @@ class InProcessBroker:
         )
         self._start_loop()
         node = Node(config, fileio=self.disk, clock=self.clock)
-        self._call(node.start())
+        try:
+            self._call(node.start())
+        except BaseException:
+            self._stop_loop()
+            raise
         self._node = node
         self.clock.on_advance(self._after_time_jump)
         self._port = node.bound_port
