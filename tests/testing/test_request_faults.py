@@ -196,3 +196,19 @@ def test_fetch_rules_find_topics_named_by_id(
 
     assert message.error() is None and message.value() == b"x"
     assert fault.hits == 2
+
+
+def test_group_rules_match_coordinator_lookups(
+    broker, kafka_topic, kafka_producer_factory, kafka_consumer_factory
+) -> None:
+    topic = kafka_topic()
+    assert produce_one(kafka_producer_factory(), topic, b"x") == [None]
+    fault = broker.faults.error(
+        "COORDINATOR_NOT_AVAILABLE", api="find_coordinator", group="payments", times=2
+    )
+    consumer = kafka_consumer_factory(group="payments", topics=[topic])
+
+    message = wait_until(lambda: consumer.poll(0.2), timeout=15)
+
+    assert message.error() is None and message.value() == b"x"
+    assert fault.hits == 2

@@ -90,14 +90,37 @@ def request_facts(ctx: RequestContext, request: Any) -> RequestFacts:
     header = ctx.header
     if request is None:
         return RequestFacts(header.api_key, header.api_version, header.client_id)
+    groups, transactional_ids = _named_ids(request)
     return RequestFacts(
         header.api_key,
         header.api_version,
         header.client_id,
         topics=_topics(ctx, request),
-        group_id=_str_field(request, "group_id"),
-        transactional_id=_str_field(request, "transactional_id"),
+        group_ids=groups,
+        transactional_ids=transactional_ids,
     )
+
+
+def _named_ids(request: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The group ids and transactional ids a request names, wherever its version keeps them."""
+    groups: set[str] = set()
+    transactional_ids: set[str] = set()
+    if (group_id := _str_field(request, "group_id")) is not None:
+        groups.add(group_id)
+    if (transactional_id := _str_field(request, "transactional_id")) is not None:
+        transactional_ids.add(transactional_id)
+    for item in getattr(request, "groups", None) or ():  # DescribeGroups, OffsetFetch v8+
+        name = item if isinstance(item, str) else _str_field(item, "group_id")
+        if name is not None:
+            groups.add(name)
+    groups.update(g for g in getattr(request, "groups_names", None) or () if isinstance(g, str))
+    # FindCoordinator: key_type 0 looks up a group, 1 a transactional id (v4+ batches keys).
+    keys = list(getattr(request, "coordinator_keys", None) or ())
+    if (key := _str_field(request, "key")) is not None:
+        keys.append(key)
+    if keys:
+        (transactional_ids if getattr(request, "key_type", 0) == 1 else groups).update(keys)
+    return frozenset(groups), frozenset(transactional_ids)
 
 
 def _api_name(api_key: int) -> str:

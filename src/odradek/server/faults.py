@@ -41,8 +41,8 @@ class RequestFacts:
     api_version: int
     client_id: str | None
     topics: Mapping[str, frozenset[int]] = field(default_factory=dict)
-    group_id: str | None = None
-    transactional_id: str | None = None
+    group_ids: frozenset[str] = frozenset()  # a request may name several (DescribeGroups)
+    transactional_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,12 @@ class FaultMatch:
             return False
         if self.client_id is not None and facts.client_id != self.client_id:
             return False
-        if self.group_id is not None and facts.group_id != self.group_id:
+        if self.group_id is not None and self.group_id not in facts.group_ids:
             return False
-        if self.transactional_id is not None and facts.transactional_id != self.transactional_id:
+        if (
+            self.transactional_id is not None
+            and self.transactional_id not in facts.transactional_ids
+        ):
             return False
         if self.topic is not None:
             partitions = facts.topics.get(self.topic)

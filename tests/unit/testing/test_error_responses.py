@@ -79,3 +79,18 @@ def test_offset_fetch_groups() -> None:
     response = build(ApiKey.OFFSET_FETCH, 8, request, 16)
     assert [(g.group_id, int(g.error_code)) for g in response.groups] == [("g1", 16)]
     assert set(error_codes(response)) == {16}
+
+
+def test_facts_name_groups_and_transactional_ids_wherever_the_version_keeps_them() -> None:
+    from odradek.server.fault_hook import _named_ids
+
+    groups = describe_groups.DescribeGroupsRequest(
+        groups=("g1", "g2"), include_authorized_operations=False
+    )
+    assert _named_ids(groups) == ({"g1", "g2"}, set())
+    by_group = find_coordinator.FindCoordinatorRequest(key_type=0, coordinator_keys=("g1",))
+    assert _named_ids(by_group) == ({"g1"}, set())
+    by_txn = find_coordinator.FindCoordinatorRequest(key_type=1, coordinator_keys=("tx",))
+    assert _named_ids(by_txn) == (set(), {"tx"})
+    group = offset_fetch.OffsetFetchRequestGroup(group_id="g3", topics=None)
+    assert _named_ids(offset_fetch.OffsetFetchRequest(groups=(group,))) == ({"g3"}, set())

@@ -8,9 +8,14 @@ from odradek.protocol.api_keys import ApiKey
 from odradek.server.faults import FaultAction, FaultEngine, FaultMatch, FaultRule, RequestFacts
 
 PRODUCE = RequestFacts(
-    ApiKey.PRODUCE, 9, "billing", topics={"orders": frozenset({0, 2})}, transactional_id="tx-1"
+    ApiKey.PRODUCE,
+    9,
+    "billing",
+    topics={"orders": frozenset({0, 2})},
+    transactional_ids=frozenset({"tx-1"}),
 )
-COMMIT = RequestFacts(ApiKey.OFFSET_COMMIT, 8, "billing", group_id="payments")
+COMMIT = RequestFacts(ApiKey.OFFSET_COMMIT, 8, "billing", group_ids=frozenset({"payments"}))
+DESCRIBE = RequestFacts(ApiKey.DESCRIBE_GROUPS, 5, None, group_ids=frozenset({"a", "payments"}))
 
 
 def rule(match: FaultMatch, **kwargs: object) -> FaultRule:
@@ -33,6 +38,7 @@ def rule(match: FaultMatch, **kwargs: object) -> FaultRule:
         (FaultMatch(transactional_id="tx-2"), PRODUCE, False),
         (FaultMatch(group_id="payments"), COMMIT, True),
         (FaultMatch(group_id="payments"), PRODUCE, False),
+        (FaultMatch(group_id="payments"), DESCRIBE, True),  # one of the groups it names
         (FaultMatch(topic="orders"), COMMIT, False),
         # every criterion must hold
         (FaultMatch(api_keys=frozenset({ApiKey.PRODUCE}), client_id="shipping"), PRODUCE, False),
