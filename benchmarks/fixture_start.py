@@ -10,7 +10,11 @@ No client library start-up is counted.
 - in-process, cold: the first fixture of a fresh interpreter, imports included. Each run is a
   new `python` process; --cold-runs of them. By default hypothesis is importable, as in a test
   environment (kio then registers its strategies on import); --no-hypothesis hides it.
-- subprocess: `odradek serve` in a child process (--odradek-mode=process). Median of --runs.
+- subprocess, fork: a child forked from the fork server (--odradek-mode=process, the default
+  start method); the server itself is started once, before the timed runs, and its own start
+  is reported as "fork server start". Median of --runs.
+- subprocess, spawn: `python -m odradek.testing.serve` launched afresh (odradek_process_start =
+  spawn). Median of --runs.
 
     python benchmarks/fixture_start.py
     python benchmarks/fixture_start.py --runs 50 --cold-runs 10 --output json
@@ -61,12 +65,19 @@ def first_requests(port: int) -> tuple[float, float]:
 
 
 def measure(mode: str, root: Path) -> tuple[float, float]:
-    """Milliseconds from fixture start to the first ApiVersions and Metadata answers."""
-    from odradek.testing.broker import InProcessBroker, ProcessBroker
+    """Milliseconds from fixture start to the first ApiVersions and Metadata answers.
+
+    `mode`: "inprocess", "fork" or "spawn".
+    """
+    from odradek.testing.broker import InProcessBroker, KafkaBroker, ProcessBroker
 
     started = time.perf_counter()
     data_dir = Path(tempfile.mkdtemp(dir=root))
-    broker = InProcessBroker(data_dir) if mode == "inprocess" else ProcessBroker(data_dir)
+    broker: KafkaBroker
+    if mode == "inprocess":
+        broker = InProcessBroker(data_dir)
+    else:
+        broker = ProcessBroker(data_dir, start_method=mode)
     broker.start()
     try:
         api_versions, metadata = first_requests(broker.port)
@@ -120,12 +131,20 @@ def main() -> int:
         measure("inprocess", Path(root))  # imports
         warm = [measure("inprocess", Path(root)) for _ in range(args.runs)]
         results["inprocess-warm"] = _pair(warm)
-        measure("process", Path(root))
-        spawned = [measure("process", Path(root)) for _ in range(args.runs)]
-        results["subprocess"] = _pair(spawned)
+        from odradek.testing.broker import child_environment
+        from odradek.testing.forkserver import fork_server
+
+        server_started = time.perf_counter()
+        fork_server(child_environment())
+        server_ms = (time.perf_counter() - server_started) * 1000
+        forked = [measure("fork", Path(root)) for _ in range(args.runs)]
+        results["subprocess-fork"] = _pair(forked)
+        measure("spawn", Path(root))
+        spawned = [measure("spawn", Path(root)) for _ in range(args.runs)]
+        results["subprocess-spawn"] = _pair(spawned)
 
     if args.output == "json":
-        print(json.dumps(results, indent=2))
+        print(json.dumps({**results, "fork_server_start_ms": server_ms}, indent=2))
         return 0
     print(f"{'mode':<16} {'to ApiVersions (ms)':<34} {'to Metadata (ms)':<34}")
     for mode, pair in results.items():
@@ -134,6 +153,7 @@ def main() -> int:
             for s in (pair["api_versions"], pair["metadata"])
         ]
         print(f"{mode:<16} {cells[0]:<34} {cells[1]:<34}")
+    print(f"fork server start: {server_ms:.0f} ms (once per test process)")
     return 0
 
 

@@ -83,10 +83,13 @@ def test_full_disk_fails_produce(broker, kafka_topic, kafka_producer_factory) ->
     assert broker.disk.injected >= 1
 
 
-def test_process_broker_sigkill_pause_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_process_broker_sigkill_pause_resume(tmp_path: Path, start_method: str) -> None:
     from confluent_kafka import Producer
 
-    broker = ProcessBroker(tmp_path / "data", {"auto.create.topics.enable": "true"})
+    broker = ProcessBroker(
+        tmp_path / "data", {"auto.create.topics.enable": "true"}, start_method=start_method
+    )
     broker.start()
     try:
         producer = Producer(
@@ -129,3 +132,31 @@ def test_a_broker_that_cannot_start_leaves_no_thread(tmp_path: Path) -> None:
         InProcessBroker(tmp_path, {"node.id": 2}).start()
 
     assert threading.active_count() == threads
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_process_broker_that_cannot_start_says_why(tmp_path: Path, start_method: str) -> None:
+    from odradek.testing.broker import BrokerError
+
+    broker = ProcessBroker(tmp_path, {"no.such.property": 1}, start_method=start_method)
+    with pytest.raises(BrokerError, match=r"no\.such\.property"):
+        broker.start()
+    assert broker.proc is not None and broker.proc.poll() not in (None, 0)
+
+
+def test_forked_brokers_are_processes_of_their_own(tmp_path: Path) -> None:
+    import os
+
+    first = ProcessBroker(tmp_path / "a", start_method="fork").start()
+    second = ProcessBroker(tmp_path / "b", start_method="fork").start()
+    try:
+        assert first.proc is not None and second.proc is not None
+        assert len({first.proc.pid, second.proc.pid, os.getpid()}) == 3
+        first.kill()
+        assert first.proc.poll() == -9
+        assert second.running
+        assert second.faults.drop_request(api="produce", times=1).hits == 0  # still answers
+    finally:
+        first.close()
+        second.close()
+    assert second.proc.poll() == 0  # SIGTERM: a graceful exit

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         RemoteClock,
         RemoteDisk,
     )
+    from odradek.testing.forkserver import ForkedProcess
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -340,8 +341,16 @@ _READY = re.compile(r"ready: PLAINTEXT://[^:\s]+:(\d+)")
 _CONTROL = re.compile(r"control=(http://\S+)")
 
 
+START_METHODS = ("fork", "spawn")
+
+
 class ProcessBroker:
-    """`python -m odradek serve` in a subprocess, restartable on the same port and data dir."""
+    """A broker in a process of its own, restartable on the same port and data dir.
+
+    `start_method="fork"` (the default where the OS has fork) forks it from the fork server
+    (`forkserver.py`), a process that has imported the broker once; `"spawn"` launches
+    `python -m odradek.testing.serve` afresh each time.
+    """
 
     mode = "process"
 
@@ -350,13 +359,20 @@ class ProcessBroker:
         data_dir: Path,
         overrides: Mapping[str, object] | None = None,
         env: Mapping[str, str] | None = None,
+        *,
+        start_method: str | None = None,
     ) -> None:
+        if start_method is None:
+            start_method = "fork" if hasattr(os, "fork") else "spawn"
+        if start_method not in START_METHODS:
+            raise ValueError(f"start_method must be one of {START_METHODS}: {start_method!r}")
         self.data_dir = Path(data_dir)
         self.overrides = _properties(overrides)
         self.env = dict(env or {})
+        self.start_method = start_method
         self._port = 0
         self.control_url = ""
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[str] | ForkedProcess | None = None
         self.output: list[str] = []  # every line the broker printed, across restarts
         self._reader: threading.Thread | None = None
 
@@ -400,26 +416,36 @@ class ProcessBroker:
 
         return RemoteDisk(self._control())
 
-    def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "odradek.testing.serve", "--host", HOST]
-        cmd += ["--port", str(self._port), "--data-dir", str(self.data_dir)]
+    def serve_args(self) -> list[str]:
+        """The arguments of `python -m odradek.testing.serve` for this broker."""
+        args = ["--host", HOST, "--port", str(self._port), "--data-dir", str(self.data_dir)]
         for key, value in self.overrides.items():
-            cmd += ["--override", f"{key}={value}"]
-        return cmd
+            args += ["--override", f"{key}={value}"]
+        return args
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "odradek.testing.serve", *self.serve_args()]
 
     def start(self) -> ProcessBroker:
         if self.running:
             raise BrokerError("the broker is already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ready: Future[int] = Future()
-        proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **_same_odradek(), **self.env},
-        )
+        env = {**child_environment(), **self.env}
+        proc: subprocess.Popen[str] | ForkedProcess
+        if self.start_method == "fork":
+            from odradek.testing.forkserver import fork_server
+
+            proc = fork_server(env).spawn(self.serve_args(), env)
+        else:
+            proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
         self.proc = proc
         self._reader = threading.Thread(
             target=self._drain, args=(proc, ready), name="odradek-broker-output", daemon=True
@@ -432,7 +458,7 @@ class ProcessBroker:
             raise BrokerError(f"the broker did not start: {exc}\n{self.log()}") from None
         return self
 
-    def _drain(self, proc: subprocess.Popen[str], ready: Future[int]) -> None:
+    def _drain(self, proc: subprocess.Popen[str] | ForkedProcess, ready: Future[int]) -> None:
         assert proc.stdout is not None
         with proc.stdout:
             for line in proc.stdout:
@@ -513,3 +539,8 @@ def _same_odradek() -> dict[str, str]:
     root = str(Path(odradek.__file__).resolve().parents[1])
     rest = os.environ.get("PYTHONPATH", "")
     return {"PYTHONPATH": root + (os.pathsep + rest if rest else "")}
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a broker process: this one's, unbuffered, importing the same odradek."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **_same_odradek()}

@@ -19,12 +19,17 @@ Fixtures:
 - `kafka_cluster`: several brokers; skipped until Odradek runs replicated clusters.
 
 Broker properties for every broker of the session: ini `odradek_overrides`, one `key=value` per
-line. Safe under pytest-xdist: ports come from the kernel, data dirs from `tmp_path_factory`.
+line. Process-mode brokers are forked from a fork server that has imported the broker once
+(ini `odradek_process_start = fork`, the default) or launched afresh (`spawn`).
+
+Safe under pytest-xdist: ports come from the kernel, data dirs from `tmp_path_factory`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -32,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from odradek.testing.broker import InProcessBroker, KafkaBroker, ProcessBroker
+from odradek.testing.broker import START_METHODS, InProcessBroker, KafkaBroker, ProcessBroker
 
 MODES = ("inprocess", "process")
 SCOPES = ("function", "module", "session")
@@ -57,6 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("odradek_mode", "default for --odradek-mode", default="inprocess")
     parser.addini("odradek_scope", "default for --odradek-scope", default="function")
+    parser.addini(
+        "odradek_process_start",
+        "how process-mode brokers start: fork (from a pre-imported fork server) or spawn",
+        default="fork",
+    )
     parser.addini(
         "odradek_overrides",
         "broker properties for every test broker, one key=value per line",
@@ -88,8 +98,29 @@ def new_broker(
     """A broker (not started) of the mode the session asks for."""
     merged = {**_overrides(config), **(overrides or {})}
     if _setting(config, "mode", MODES) == "process":
-        return ProcessBroker(data_dir, merged)
+        return ProcessBroker(data_dir, merged, start_method=_start_method(config))
     return InProcessBroker(data_dir, merged)
+
+
+def _start_method(config: pytest.Config) -> str:
+    value = str(config.getini("odradek_process_start"))
+    if value not in START_METHODS:
+        raise pytest.UsageError(f"odradek_process_start must be one of {START_METHODS}: {value!r}")
+    if value == "fork" and not hasattr(os, "fork"):
+        return "spawn"
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In process mode, start the fork server while pytest collects (it takes ~0.3-0.8 s)."""
+    if _setting(config, "mode", MODES) == "process" and _start_method(config) == "fork":
+        from odradek.testing.broker import child_environment
+        from odradek.testing.forkserver import fork_server
+
+        env = child_environment()
+        threading.Thread(
+            target=lambda: fork_server(env), name="odradek-forkserver-start", daemon=True
+        ).start()
 
 
 @pytest.hookimpl(wrapper=True)
