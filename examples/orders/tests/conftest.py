@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from order_checks import PARTITIONS
 from orders.notification_service import DLQ_TOPIC, NotificationService
 from orders.order_service import TOPIC, OrderService
 
 from odradek.testing.admin import create_topic
-
-PARTITIONS = 3
 
 
 @pytest.fixture
@@ -78,16 +76,3 @@ def notification_service(
         return service
 
     return make
-
-
-def run_until(
-    services: list[NotificationService], condition: Callable[[], Any], timeout_s: float = 20
-) -> Any:
-    """Let the services poll until `condition` holds (checked between polls)."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not done after {timeout_s:g} s")
-        for service in services:
-            service.poll(0.02)
-    return result

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaException
+from order_checks import PARTITIONS, run_until
 from orders.notification_service import DLQ_TOPIC, SendError
 from orders.order_service import TOPIC, PublishError
 
-from conftest import PARTITIONS, run_until
 from odradek.testing import (
     assert_per_key_order,
     committed_offsets,
