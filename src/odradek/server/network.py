@@ -127,12 +127,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not spec.raw:
             request = decode_request(api_key, api_version, frame, position)
         context = RequestContext(self.node, header, frame, position, self.peer)
-        response = await spec.func(context, request)
-        if response is NO_RESPONSE:
-            return None
-        if isinstance(response, (bytes, list)):
-            return response  # already a whole encoded frame (hot paths)
-        return encode_response(correlation_id, response_is_flexible(api_key, api_version), response)
+        # Fault injection (odradek.testing): Node.faults is None unless a test installed rules.
+        if self.node.faults is not None:
+            from odradek.server.fault_hook import intercept
+
+            async def respond() -> bytes | list[bytes] | None:
+                return _encode(context, await spec.func(context, request))
+
+            return await intercept(self.node.faults, context, request, respond)
+        return _encode(context, await spec.func(context, request))
 
     async def _write_responses(self) -> None:
         while not self._closed:
@@ -160,3 +163,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._reading_paused and len(self._pending) < MAX_IN_FLIGHT // 2:
                 self._reading_paused = False
                 self.transport.resume_reading()
+
+
+def _encode(context: RequestContext, response: Any) -> bytes | list[bytes] | None:
+    if response is NO_RESPONSE:
+        return None
+    if isinstance(response, (bytes, list)):
+        return response  # already a whole encoded frame (hot paths)
+    header = context.header
+    flexible = response_is_flexible(header.api_key, header.api_version)
+    return encode_response(header.correlation_id, flexible, response)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from odradek.common.clock import Clock, SystemClock
@@ -32,6 +33,9 @@ from odradek.server.producer_ids import ProducerIdGenerator
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
 from odradek.storage.fileio import FileIO, OsFileIO
 from odradek.storage.log_manager import LogManager
+
+if TYPE_CHECKING:
+    from odradek.server.faults import FaultEngine
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,8 @@ class Node:
         self._producer_expiry: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.listener_host = "127.0.0.1"
+        # Fault injection (odradek.testing, server/fault_hook.py): set only while rules exist.
+        self.faults: FaultEngine | None = None
 
     @property
     def image(self) -> MetadataImage:
