@@ -475,6 +475,31 @@ def print_json(document: Any, file: IO[str] | None = None) -> None:
     out.write("\n")
 
 
+def add_noun_parser(
+    subcommands: Any, name: str, *, help: str, description: str, examples: str
+) -> Any:
+    """The parser of a noun whose verbs talk to a cluster (`odradek groups describe ...`);
+    returns its verbs' subparsers. The noun alone prints its help (exit 2); a verb's
+    `verb_run` runs through `run_client_command`."""
+    parser: argparse.ArgumentParser = subcommands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        verb = getattr(args, "verb_run", None)
+        if verb is None:
+            parser.print_help()
+            return EXIT_ERROR
+        return run_client_command(name, verb, args)
+
+    parser.set_defaults(run=run)
+    return parser.add_subparsers(dest="verb", metavar="VERB")
+
+
 def run_client_command(
     command: str, func: Callable[[argparse.Namespace], int], args: argparse.Namespace
 ) -> int:

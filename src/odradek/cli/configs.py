@@ -44,6 +44,7 @@ from odradek.cli.client_options import (
     EXIT_REFUSED,
     ClientError,
     add_client_options,
+    add_noun_parser,
     connect_admin,
     console,
     error_message,
@@ -51,7 +52,6 @@ from odradek.cli.client_options import (
     parse_properties_option,
     print_json,
     result,
-    run_client_command,
 )
 
 CLIENT_ID = "odradek-configs"
@@ -264,15 +264,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
 # -- command line ------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    verb = getattr(args, "verb_run", None)
-    if verb is None:
-        args.configs_parser.print_help()
-        return EXIT_ERROR
-    code: int = run_client_command("configs", verb, args)
-    return code
-
-
 def _broker_id(text: str) -> str:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"a broker is named by its id, not {text!r}")
@@ -289,7 +280,8 @@ def _add_resource_options(parser: argparse.ArgumentParser) -> None:
 
 def add_parser(subcommands: Any) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser: argparse.ArgumentParser = subcommands.add_parser(
+    verbs = add_noun_parser(
+        subcommands,
         "configs",
         help="describe, set and delete topic and broker configs",
         description=(
@@ -297,11 +289,8 @@ def add_parser(subcommands: Any) -> None:
             " cluster, like kafka-configs.sh. Exit codes: 0 done, 1 refused, 2 bad usage,"
             " broker unreachable or no such topic."
         ),
-        epilog=EXAMPLES,
-        formatter_class=formatter,
+        examples=EXAMPLES,
     )
-    parser.set_defaults(run=run, configs_parser=parser)
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     describe_parser = verbs.add_parser(
         "describe",

@@ -71,6 +71,7 @@ from odradek.cli.client_options import (
     EXIT_REFUSED,
     ClientError,
     add_client_options,
+    add_noun_parser,
     connect_admin,
     console,
     error_message,
@@ -78,7 +79,6 @@ from odradek.cli.client_options import (
     print_error,
     print_json,
     result,
-    run_client_command,
 )
 from odradek.cli.group_reset import (
     PlanError,
@@ -437,18 +437,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 # -- command line ------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    verb = getattr(args, "verb_run", None)
-    if verb is None:
-        args.groups_parser.print_help()
-        return EXIT_ERROR
-    code: int = run_client_command("groups", verb, args)
-    return code
-
-
 def add_parser(subcommands: Any) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser: argparse.ArgumentParser = subcommands.add_parser(
+    verbs = add_noun_parser(
+        subcommands,
         "groups",
         help="list, describe, reset the offsets of and delete consumer groups",
         description=(
@@ -456,11 +448,8 @@ def add_parser(subcommands: Any) -> None:
             " kafka-consumer-groups.sh. Exit codes: 0 done, 1 refused, 2 bad usage,"
             " broker unreachable or no such group/topic."
         ),
-        epilog=EXAMPLES,
-        formatter_class=formatter,
+        examples=EXAMPLES,
     )
-    parser.set_defaults(run=run, groups_parser=parser)
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     listing = verbs.add_parser(
         "list",

@@ -46,12 +46,12 @@ from odradek.cli.client_options import (
     EXIT_REFUSED,
     ClientError,
     add_client_options,
+    add_noun_parser,
     connect_admin,
     error_message,
     error_name,
     print_json,
     result,
-    run_client_command,
 )
 
 CLIENT_ID = "odradek-topics"
@@ -336,15 +336,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
 # -- command line ------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    verb = getattr(args, "verb_run", None)
-    if verb is None:
-        args.topics_parser.print_help()
-        return EXIT_ERROR
-    code: int = run_client_command("topics", verb, args)
-    return code
-
-
 def _add_config_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--config",
@@ -357,18 +348,16 @@ def _add_config_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def add_parser(subcommands: Any) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser: argparse.ArgumentParser = subcommands.add_parser(
+    verbs = add_noun_parser(
+        subcommands,
         "topics",
         help="create, list, describe, alter and delete topics",
         description=(
             "Manage topics on any Kafka-compatible cluster, like kafka-topics.sh. Exit codes:"
             " 0 done, 1 refused, 2 bad usage, broker unreachable or no such topic."
         ),
-        epilog=EXAMPLES,
-        formatter_class=formatter,
+        examples=EXAMPLES,
     )
-    parser.set_defaults(run=run, topics_parser=parser)
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     create = verbs.add_parser(
         "create",
