@@ -49,9 +49,22 @@ def test_drop_response_produce_is_applied_and_the_retry_appends_again(
     assert produce_one(producer, topic, b"once") == [None]
 
     assert fault.hits == 1
-    # The first attempt was written although its answer never came; the retry wrote it again
-    # (no idempotence yet): two copies are what a client without idempotence gets from Kafka.
+    # The first attempt was written although its answer never came; the retry wrote it again:
+    # two copies are what a client without idempotence gets from Kafka.
     assert [r.value for r in read_records(bootstrap_servers, topic)] == [b"once", b"once"]
+
+
+def test_drop_response_produce_retried_by_an_idempotent_producer_is_written_once(
+    broker, kafka_topic, kafka_producer_factory, bootstrap_servers
+) -> None:
+    topic = kafka_topic()
+    fault = broker.faults.drop_response(api="produce", topic=topic, times=3)
+    producer = kafka_producer_factory({**FAST_RETRY, "enable.idempotence": True})
+
+    assert produce_one(producer, topic, b"once") == [None]
+
+    assert fault.hits == 3
+    assert [r.value for r in read_records(bootstrap_servers, topic)] == [b"once"]
 
 
 def test_drop_request_produce_is_not_applied_and_the_retry_is(

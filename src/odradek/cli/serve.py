@@ -3,6 +3,11 @@
 Configuration, lowest precedence first: Kafka's defaults, `--config server.properties`,
 `ODRADEK_*` environment variables, `--override key=value`, then `--port` / `--data-dir`.
 SIGINT and SIGTERM shut down gracefully.
+
+`--control-port` also opens the test control endpoint (HTTP+JSON, `server/control.py`): request
+and disk faults, pause/resume and a clock that tests move forward, for tests written in any
+language (see docs/how-to/testing.md). The broker then runs on that virtual clock and a FileIO
+that can fail on demand; the ready line ends with `control=http://host:port`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ EXAMPLES = """examples:
   odradek serve --port 19092 --data-dir /tmp/kafka
   odradek serve --config server.properties --override num.partitions=3
   ODRADEK_AUTO_CREATE_TOPICS_ENABLE=false odradek serve
+  odradek serve --port 0 --control-port 0           # for tests: faults and a virtual clock
 """
 
 
@@ -54,6 +60,11 @@ def add_parser(subcommands: Any) -> None:
         help="set a broker property (repeatable)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        help="open the test control endpoint (faults, virtual clock) on this port (0: any)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -97,17 +108,30 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        return int(runner(_serve(config, started)))
+        return int(runner(_serve(config, started, getattr(args, "control_port", None))))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(config: BrokerConfig, started: float) -> int:
+async def _serve(config: BrokerConfig, started: float, control_port: int | None = None) -> int:
     from odradek.server.node import Node
 
-    node = Node(config)
+    control: Any = None
+    if control_port is None:
+        node = Node(config)
+    else:
+        from odradek.server.control import ControlServer
+        from odradek.server.disk_faults import FaultyFileIO
+        from odradek.server.virtual_clock import VirtualClock
+        from odradek.storage.fileio import OsFileIO
+
+        disk, clock = FaultyFileIO(OsFileIO()), VirtualClock()
+        node = Node(config, fileio=disk, clock=clock)
+        control = ControlServer(node, disk, clock)
     try:
         await node.start()
+        if control is not None:
+            await control.start(node.advertised_endpoint[0], control_port)
     except (KafkaError, OSError, ValueError) as exc:
         print(f"odradek serve: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -120,11 +144,15 @@ async def _serve(config: BrokerConfig, started: float) -> int:
     print(
         f"odradek {__version__} ready: PLAINTEXT://{host}:{port}"
         f" data={','.join(str(d) for d in node.log_dirs)} node={node.node_id}"
-        f" cluster={node.cluster_id} (started in {elapsed_ms:.0f} ms)",
+        f" cluster={node.cluster_id}"
+        + (f" control=http://{host}:{control.port}" if control is not None else "")
+        + f" (started in {elapsed_ms:.0f} ms)",
         flush=True,
     )
     await stop.wait()
     print("odradek: shutting down", flush=True)
+    if control is not None:
+        await control.stop()
     await node.stop()
     print("odradek: stopped", flush=True)
     return 0
