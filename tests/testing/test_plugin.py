@@ -163,7 +163,7 @@ def test_parallel_workers_get_brokers_of_their_own(pytester: pytest.Pytester) ->
         def test_produce(n, kafka_broker, kafka_topic, kafka_producer_factory):
             producer = kafka_producer_factory()
             producer.produce(kafka_topic(), value=b"%d" % n)
-            assert producer.flush(10) == 0
+            assert producer.flush(30) == 0  # two workers start brokers at once: allow for load
 
         @pytest.mark.parametrize("n", range(4))
         def test_shared(n, kafka_broker_session, tmp_path):
