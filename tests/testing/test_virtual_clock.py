@@ -1,7 +1,10 @@
-"""The broker's virtual clock: a jump fires group session timeouts without sleeping."""
+"""The broker's virtual clock: a jump fires group session timeouts and ends fetch long-polls
+without sleeping."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -94,3 +97,27 @@ def test_a_killed_member_loses_its_partitions_to_another(
         if member.poll() is None:
             member.kill()
             member.wait(10)
+
+
+def _fetch_v4(topic: str, max_wait_ms: int) -> bytes:
+    """A raw Fetch v4 of partition 0 from offset 0 that waits for a megabyte to arrive."""
+    name = topic.encode()
+    body = struct.pack(">iiiib", -1, max_wait_ms, 1 << 20, 1 << 20, 0)
+    body += struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
+    body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20)
+    header = struct.pack(">hhih", 1, 4, 7, 3) + b"raw"
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def test_a_jump_past_its_deadline_ends_a_fetch_long_poll(
+    kafka_broker, kafka_clock, kafka_topic
+) -> None:
+    topic = kafka_topic()
+    host, port = kafka_broker.bootstrap_servers.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(_fetch_v4(topic, max_wait_ms=600_000))  # ten minutes, nothing to read
+        time.sleep(0.5)  # the fetch is parked
+        kafka_clock.advance(601)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        response = sock.recv(size, socket.MSG_WAITALL)
+    assert struct.unpack_from(">i", response)[0] == 7  # answered, not timed out by the socket

@@ -45,6 +45,7 @@ class ReplicaManager:
         self.config = config
         self.log_manager = log_manager
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self._parked: set[asyncio.Future[None]] = set()  # waits of wait_for_append
 
     def apply_image(self, image: MetadataImage) -> None:
         wanted: set[tuple[str, int]] = set()
@@ -101,18 +102,25 @@ class ReplicaManager:
         return partition
 
     async def wait_for_append(self, partitions: list[Partition], timeout_ms: int) -> None:
-        """Park until any of `partitions` is appended to, or the timeout passes."""
-        if timeout_ms <= 0 or not partitions:
-            if timeout_ms > 0:
-                await asyncio.sleep(timeout_ms / 1000)
+        """Park until any of `partitions` is appended to, the timeout passes, or
+        `wake_waiters` is called (the clock jumped: the caller checks its deadline again)."""
+        if timeout_ms <= 0:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for partition in partitions:
             partition.add_waiter(future)
+        self._parked.add(future)
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout_ms / 1000)
         except TimeoutError:
             pass
         finally:
+            self._parked.discard(future)
             if not future.done():
                 future.cancel()
+
+    def wake_waiters(self) -> None:
+        """End every park of `wait_for_append` now (after a jump of a virtual clock)."""
+        for future in list(self._parked):
+            if not future.done():
+                future.set_result(None)

@@ -3,9 +3,9 @@
 `VirtualClock` reads the system's clocks plus an offset that `advance()` increases: time keeps
 flowing (long-polls, request timeouts and the clients' own timers behave as usual), and a test
 jumps ahead instead of sleeping. After a jump, `after_time_jump(node)` runs on the node's event
-loop and fires what fell due at once: group members' session and rebalance timeouts, and
-committed-offset retention. Timers that wait on the event loop's own clock (a fetch long-poll
-in progress, an acks=all produce's timeout) still take their real time.
+loop and fires what fell due at once: group members' session and rebalance timeouts,
+committed-offset retention, and fetch long-polls whose wait is over by the new time. An
+acks=all produce's timeout still takes its real time.
 """
 
 from __future__ import annotations
@@ -63,3 +63,4 @@ def after_time_jump(node: Node) -> None:
     runtime.core.poll(now_ms)
     runtime.core.expire_offsets(now_ms)
     runtime.drive()
+    node.replica_manager.wake_waiters()  # long-polls look at their deadline again
