@@ -83,6 +83,18 @@ def test_full_disk_fails_produce(broker, kafka_topic, kafka_producer_factory) ->
     assert broker.disk.injected >= 1
 
 
+def test_a_broker_whose_disk_fails_still_stops(broker, kafka_topic, kafka_producer_factory) -> None:
+    topic = kafka_topic()
+    assert deliver(kafka_producer_factory(), topic, b"v") == [None]
+    for operation in ("write", "fsync", "replace_file"):
+        broker.disk.fail(operation, errno.EIO)
+    broker.stop()  # every close fails; the shutdown must still finish
+    assert not broker.running
+    broker.disk.clear()
+    broker.start()
+    assert [r.value for r in read_records(broker.bootstrap_servers, topic)] == [b"v"]
+
+
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_process_broker_sigkill_pause_resume(tmp_path: Path, start_method: str) -> None:
     from confluent_kafka import Producer

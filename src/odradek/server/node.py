@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from odradek.common.clock import Clock, SystemClock
 from odradek.common.config import BrokerConfig
-from odradek.common.errors import KafkaError
+from odradek.common.errors import KafkaError, StorageError
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.config_control import ConfigController
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
@@ -164,7 +164,10 @@ class Node:
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         self.log_manager.close()
         if self.quorum is not None:
-            self.quorum.close()
+            try:
+                self.quorum.close()
+            except StorageError:  # a failing disk: the shutdown is over anyway
+                logger.exception("closing the metadata log failed")
 
     async def groups(self) -> GroupCoordinatorRuntime:
         """The group coordinator, once `__consumer_offsets` exists (created on first use)."""
