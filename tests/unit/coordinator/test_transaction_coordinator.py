@@ -216,6 +216,18 @@ def test_verify_with_an_old_epoch_is_fenced_for_every_partition() -> None:
     assert answers == [{A0: ErrorCode.PRODUCER_FENCED, B0: ErrorCode.PRODUCER_FENCED}]
 
 
+def test_verify_ignores_a_transition_in_flight() -> None:
+    driver = TxnDriver()
+    producer = open_transaction(driver, A0)
+    driver.hold_writes = True
+    driver.add(TX, producer, B0)
+    answers: list[dict[tuple[str, int], ErrorCode]] = []
+    driver.core.verify_partitions(
+        TX, producer.producer_id, producer.producer_epoch, [A0, B0], driver.now, answers.append
+    )
+    assert answers == [{A0: ErrorCode.NONE, B0: ErrorCode.TRANSACTION_ABORTABLE}]
+
+
 def test_add_offsets_adds_the_groups_consumer_offsets_partition() -> None:
     driver = TxnDriver()
     producer = driver.start(TX)

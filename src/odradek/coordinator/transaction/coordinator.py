@@ -407,7 +407,11 @@ class TransactionCoordinator:
         already in the transaction (NONE) or not (TRANSACTION_ABORTABLE). Writes nothing."""
         self._seen(now_ms)
         wanted = list(partitions)
-        error = self._check_producer(transactional_id, producer_id, producer_epoch)
+        # As in Kafka, a transition in flight does not matter here: partitions it adds are not
+        # in the transaction until its record is durable.
+        error = self._check_producer(
+            transactional_id, producer_id, producer_epoch, pending_matters=False
+        )
         if error is not None:
             respond(dict.fromkeys(wanted, error))
             return
@@ -445,7 +449,11 @@ class TransactionCoordinator:
         )
 
     def _check_producer(
-        self, transactional_id: str, producer_id: int, producer_epoch: int
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        pending_matters: bool = True,
     ) -> ErrorCode | None:
         """Kafka's checks before adding partitions: the producer and no transition or end
         in progress."""
@@ -459,7 +467,7 @@ class TransactionCoordinator:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
         if current.producer_epoch != producer_epoch:
             return ErrorCode.PRODUCER_FENCED
-        if transactional_id in self._pending or current.state.is_prepared:
+        if current.state.is_prepared or (pending_matters and transactional_id in self._pending):
             return ErrorCode.CONCURRENT_TRANSACTIONS
         return None
 
