@@ -55,12 +55,10 @@ from dataclasses import replace
 
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.common.timers import Timers
-from odradek.coordinator.transaction import transitions
+from odradek.coordinator.transaction import transitions, views
 from odradek.coordinator.transaction.messages import (
-    ListedTransaction,
     MarkerRequest,
     ProducerIdAndEpoch,
-    Record,
     TimerKey,
     TransactionConfig,
     TransactionDescription,
@@ -237,30 +235,27 @@ class TransactionCoordinator:
             ):
                 by_partition.setdefault(partition, []).append(metadata)
         for partition, expired in by_partition.items():
-            targets = [transitions.dead(metadata, now_ms) for metadata in expired]
-            for target in targets:
-                self._pending[target.transactional_id] = target
-            records = tuple(
-                (encode_key(TransactionLogKey(target.transactional_id)), None) for target in targets
-            )
-            coordinator_epoch = self.coordinator_epochs[partition]
+            self._write_tombstones(partition, [transitions.dead(m, now_ms) for m in expired])
 
-            def done(
-                error: ErrorCode,
-                targets: list[TransactionMetadata] = targets,
-                records: tuple[Record, ...] = records,
-                partition: int = partition,
-                coordinator_epoch: int = coordinator_epoch,
-            ) -> None:
-                if self.coordinator_epochs.get(partition) != coordinator_epoch:
-                    return
-                for target, (key, value) in zip(targets, records, strict=True):
-                    if self._pending.get(target.transactional_id) is target:
-                        del self._pending[target.transactional_id]
-                        if error == ErrorCode.NONE:
-                            self.replay(key, value)
+    def _write_tombstones(self, partition: int, targets: list[TransactionMetadata]) -> None:
+        """Delete ids of one partition in one write; each is pending (Dead) until it is done."""
+        for target in targets:
+            self._pending[target.transactional_id] = target
+        records = tuple(
+            (encode_key(TransactionLogKey(target.transactional_id)), None) for target in targets
+        )
+        coordinator_epoch = self.coordinator_epochs[partition]
 
-            self.writes.append(Write(partition, records, done))
+        def done(error: ErrorCode) -> None:
+            if self.coordinator_epochs.get(partition) != coordinator_epoch:
+                return
+            for target, (key, value) in zip(targets, records, strict=True):
+                if self._pending.get(target.transactional_id) is target:
+                    del self._pending[target.transactional_id]
+                    if error == ErrorCode.NONE:
+                        self.replay(key, value)
+
+        self.writes.append(Write(partition, records, done))
 
     # --- InitProducerId -----------------------------------------------------------------------
 
@@ -683,22 +678,7 @@ class TransactionCoordinator:
         error = self._owner_error(transactional_id)
         if error is not None:
             return TransactionDescription(transactional_id, error)
-        metadata = self.transactions.get(transactional_id)
-        if metadata is None or metadata.state == S.DEAD:
-            return TransactionDescription(transactional_id, ErrorCode.TRANSACTIONAL_ID_NOT_FOUND)
-        by_topic: dict[str, list[int]] = {}
-        for topic, partition in sorted(metadata.partitions):
-            by_topic.setdefault(topic, []).append(partition)
-        return TransactionDescription(
-            transactional_id,
-            ErrorCode.NONE,
-            state=metadata.state.value,
-            timeout_ms=metadata.timeout_ms,
-            start_timestamp_ms=metadata.start_timestamp_ms,
-            producer_id=metadata.producer_id,
-            producer_epoch=metadata.producer_epoch,
-            topics=tuple((topic, tuple(ids)) for topic, ids in by_topic.items()),
-        )
+        return views.describe(transactional_id, self.transactions.get(transactional_id))
 
     def list_transactions(
         self,
@@ -707,21 +687,10 @@ class TransactionCoordinator:
         producer_ids: Iterable[int] = (),
         min_duration_ms: int = -1,
     ) -> TransactionListing:
-        """ListTransactions: empty filters match everything; `min_duration_ms` (v1, -1 for
-        none) keeps transactions started more than that long ago."""
+        """ListTransactions over the owned partitions (see `views.list_transactions`)."""
         self._seen(now_ms)
         if self._loading:
             return TransactionListing(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
-        state_names = set(states)
-        known = {state.value for state in TransactionState}
-        unknown = tuple(sorted(state_names - known))
-        wanted_ids = set(producer_ids)
-        listed = tuple(
-            ListedTransaction(transactional_id, metadata.producer_id, metadata.state.value)
-            for transactional_id, metadata in sorted(self.transactions.items())
-            if metadata.state != S.DEAD
-            and (not wanted_ids or metadata.producer_id in wanted_ids)
-            and (not state_names or metadata.state.value in state_names)
-            and (min_duration_ms < 0 or now_ms - metadata.start_timestamp_ms > min_duration_ms)
+        return views.list_transactions(
+            self.transactions.values(), now_ms, states, producer_ids, min_duration_ms
         )
-        return TransactionListing(ErrorCode.NONE, listed, unknown)
