@@ -61,9 +61,14 @@ class World:
     def __post_init__(self) -> None:
         self.load()
 
-    def load(self) -> None:
+    def load(self, same_core: bool = False) -> None:
+        """A coordinator loads every partition: a new one, or this one again (leadership went
+        away and came back, so timers and callbacks of the old load are still around)."""
         self.epoch += 1
-        self.core = TransactionCoordinator(CONFIG, lambda: next(self.producer_ids), lambda group: 0)
+        if not same_core:
+            self.core = TransactionCoordinator(
+                CONFIG, lambda: next(self.producer_ids), lambda group: 0
+            )
         for partition in range(CONFIG.state_partitions):
             self.core.begin_loading(partition, self.epoch)
         for key, value in self.log:
@@ -78,12 +83,21 @@ class World:
         self.core.marker_requests.clear()
 
     def crash(self) -> None:
-        for write in self.writes:
+        """The coordinator moves: what was in flight is durable or not, at random."""
+        writes, self.writes = self.writes, []
+        markers, self.markers = self.markers, []  # the new epoch fences the old markers
+        for write in writes:
             if self.rng.random() < 0.5:  # durable, but the coordinator never heard back
                 self.append(write)
-        self.writes.clear()
-        self.markers.clear()  # the new coordinator's epoch fences the old one's markers
-        self.load()
+        same_core = self.rng.random() < 0.5
+        self.load(same_core)
+        if same_core:
+            # the old load's writes and markers report late, and must change nothing
+            for write in writes:
+                write.on_done(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            for request in markers:
+                request.on_done(ErrorCode.NOT_COORDINATOR)
+            self.collect()
 
     def append(self, write: Write) -> None:
         for key, value in write.records:

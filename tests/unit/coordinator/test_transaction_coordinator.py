@@ -459,6 +459,22 @@ def test_markers_of_an_unloaded_partition_complete_nothing() -> None:
     assert len(driver.log) == records
 
 
+def test_a_complete_write_retry_does_not_outlive_a_reload() -> None:
+    driver = TxnDriver()
+    producer = open_transaction(driver, A0)
+    driver.hold_markers = True
+    driver.end(TX, producer, commit=True)
+    driver.fail_with = ErrorCode.NOT_ENOUGH_REPLICAS
+    driver.release_markers()  # the Complete write fails: retried after the backoff
+    driver.fail_with = None
+    driver.hold_markers = True
+    driver.reload_in_place()  # the new load sends the markers again and waits for them
+    driver.advance(driver.config.retry_backoff_ms)
+    assert driver.state(TX).state == S.PREPARE_COMMIT
+    driver.release_markers()
+    assert driver.state(TX).state == S.COMPLETE_COMMIT
+
+
 def test_requests_during_load_get_coordinator_load_in_progress() -> None:
     driver = TxnDriver()
     driver.core.begin_loading(driver.core.partition_for(TX), 7)

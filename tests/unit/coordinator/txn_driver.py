@@ -84,6 +84,18 @@ class TxnDriver:
         self.core = self._load()
         self.settle()
 
+    def reload_in_place(self) -> None:
+        """The same core loses its partitions and loads them again (leadership came back)."""
+        self.held_writes.clear()
+        self.held_markers.clear()
+        self.coordinator_epoch += 1
+        for partition in range(self.config.state_partitions):
+            self.core.begin_loading(partition, self.coordinator_epoch)
+        for _, key, value in self.log:
+            self.core.replay(key, value)
+        self.core.finish_loading(self.now)
+        self.settle()
+
     # writes, markers and time
 
     def settle(self) -> None:

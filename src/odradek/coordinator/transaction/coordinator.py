@@ -152,9 +152,10 @@ class TransactionCoordinator:
             t for t in self.transactions if self.partition_for(t) == partition
         ]:
             del self.transactions[transactional_id]
+            # a Complete write retried now would overtake the markers a new load sends
+            self.timers.cancel(("complete", transactional_id))
         for transactional_id in [t for t in self._pending if self.partition_for(t) == partition]:
             del self._pending[transactional_id]
-            self.timers.cancel(("complete", transactional_id))
 
     def replay(self, key: bytes, value: bytes | None) -> None:
         """Apply one record of `__transaction_state`: at load, and by the core after a write."""
