@@ -79,6 +79,21 @@ def test_a_timeout_above_the_maximum_is_refused() -> None:
     assert driver.log == []
 
 
+def test_a_failed_first_write_leaves_no_id_behind() -> None:
+    driver = TxnDriver()
+    driver.fail_with = ErrorCode.NOT_ENOUGH_REPLICAS
+    assert driver.init(TX).value.error == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert TX not in driver.core.transactions and driver.log == []
+
+
+def test_values_are_written_at_v0_until_transaction_version_1() -> None:
+    for level, version in ((0, 0), (1, 1), (2, 1)):
+        driver = TxnDriver(TransactionConfig(state_partitions=4, transaction_version_level=level))
+        driver.start(TX)
+        value = driver.log[-1][2]
+        assert value is not None and value[:2] == version.to_bytes(2, "big"), level
+
+
 def test_an_empty_transactional_id_is_an_invalid_request() -> None:
     assert TxnDriver().init("").value.error == ErrorCode.INVALID_REQUEST
 
@@ -499,6 +514,19 @@ def test_an_idle_transactional_id_expires_with_a_tombstone() -> None:
     assert TX not in driver.core.transactions
     assert driver.log[-1][1:] == (encode_key(TransactionLogKey(TX)), None)
     assert driver.core.describe(TX).error == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+
+
+def test_ids_of_one_partition_expire_in_one_write() -> None:
+    driver = TxnDriver(TransactionConfig(state_partitions=1))
+    for transactional_id in ("x", "y", "z"):
+        driver.start(transactional_id)
+    driver.core.remove_expired_transactional_ids(
+        driver.now + driver.config.transactional_id_expiration_ms
+    )
+    (write,) = driver.core.writes
+    assert [value for _, value in write.records] == [None, None, None]
+    driver.settle()
+    assert driver.core.transactions == {}
 
 
 def test_an_open_transaction_does_not_expire() -> None:
