@@ -406,6 +406,55 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         4096,
         "Longest metadata string an offset commit may carry.",
     ),
+    ConfigDef(
+        "transaction.max.timeout.ms",
+        _T.INT,
+        900000,
+        "Largest transaction timeout a producer may ask for.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transactional.id.expiration.ms",
+        _T.INT,
+        604800000,
+        "How long a transactional id may stay idle before its state is deleted.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transaction.state.log.num.partitions",
+        _T.INT,
+        50,
+        "Partitions of __transaction_state (fixed once the topic exists).",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transaction.state.log.replication.factor",
+        _T.SHORT,
+        3,
+        "Replication factor of __transaction_state, capped at the number of brokers.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transaction.state.log.segment.bytes",
+        _T.INT,
+        104857600,
+        "Segment size of __transaction_state.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        _T.INT,
+        10000,
+        "How often transactions open past their timeout are looked for and aborted.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        _T.INT,
+        3600000,
+        "How often transactional ids idle past their expiration are looked for and deleted.",
+        minimum=1,
+    ),
 )
 
 # topic config name -> (broker synonym, definition with Kafka's topic-level type)

@@ -1,0 +1,1 @@
+"""The transaction coordinator: transactions and their ids in `__transaction_state`."""
