@@ -630,13 +630,6 @@ class Log:
             return high_watermark
         return first_unstable
 
-    def aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
-        """The aborted transactions overlapping [start_offset, upper_bound_offset)."""
-        with self._lock:
-            index = max(bisect_right(self._bases, start_offset) - 1, 0)
-            segments = self._segments[index:]
-        return _collect_aborted_transactions(segments, start_offset, upper_bound_offset)
-
     def replay_records(
         self, end_offset: int | None = None, chunk_bytes: int = 1 << 20
     ) -> Iterator[record_batches.Record]:

@@ -366,11 +366,6 @@ class ProducerStateManager:
                 first = completed.first_offset
         return first
 
-    @property
-    def ongoing_transactions(self) -> dict[int, int]:
-        """Open transactions: first offset -> producer id, in offset order."""
-        return dict(self._ongoing)
-
     # --- appends that are not checked: replication and recovery -------------------------------
 
     def update(
