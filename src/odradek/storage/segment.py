@@ -217,7 +217,7 @@ class LogSegment:
         end = self.size if max_position is None else min(max_position, self.size)
         start: int | None = None
         stop = 0
-        next_offset = -1
+        last: BatchHeader | None = None
         _, scan_from = self.offset_index.lookup(start_offset)
         for position, header in self._headers(scan_from, end):
             if start is None:
@@ -230,20 +230,20 @@ class LogSegment:
                     if not min_one_message:
                         return b"", -1
                     stop = position + header.size
-                    next_offset = header.next_offset
+                    last = header
                     break
                 stop = position + header.size
-                next_offset = header.next_offset
+                last = header
                 continue
             if max_offset is not None and header.base_offset >= max_offset:
                 break
             if position + header.size - start > max_bytes:
                 break
             stop = position + header.size
-            next_offset = header.next_offset
-        if start is None:
+            last = header
+        if start is None or last is None:
             return b"", -1
-        return self.fileio.pread(self._log, stop - start, start), next_offset
+        return self.fileio.pread(self._log, stop - start, start), last.next_offset
 
     def read_batch_at(self, position: int, size: int) -> bytes:
         return self.fileio.pread(self._log, size, position)
