@@ -257,8 +257,12 @@ class ProducerStateManager:
         marker_offset: int,
         marker: EndTransactionMarker | None,
     ) -> CompletedTxn | None:
-        """Close the entry's transaction at a marker; what closed, if one was open."""
-        entry.epoch = header.producer_epoch
+        """Close the entry's transaction at a marker; what closed, if one was open. A marker
+        may carry a bumped epoch (KIP-890): the producer then starts again at sequence 0, so
+        the batches of the old epoch are forgotten, as Kafka's maybeUpdateProducerEpoch does."""
+        if header.producer_epoch != entry.epoch:
+            entry.batches.clear()
+            entry.epoch = header.producer_epoch
         entry.last_timestamp = header.max_timestamp
         if marker is not None:
             entry.coordinator_epoch = marker.coordinator_epoch

@@ -366,3 +366,18 @@ def test_a_recovered_index_is_the_same_as_the_one_written_live(
             fileio.delete(path)
     reopened = open_log(DIR, fileio, clock, config, recovery_point=0)
     assert aborted_in(reopened) == live
+
+
+def test_a_marker_with_a_bumped_epoch_restarts_the_producers_sequences(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    log = open_log(DIR, fileio, clock)
+    write(log, pid=1, sequence=0, count=3)
+    end(log, pid=1, control_type=COMMIT, epoch=1)  # KIP-890: every commit bumps the epoch
+    assert log.last_stable_offset(log.log_end_offset) == log.log_end_offset
+    entry = log.producer_state.producers[1]
+    assert (entry.epoch, entry.last_seq) == (1, -1)
+    idempotent = records.encode_batch(
+        [(b"k", b"v", [])], producer_id=1, producer_epoch=1, base_sequence=0, timestamp_ms=1
+    )
+    assert log.append_as_leader(bytearray(idempotent), leader_epoch=0).first_offset == 4
