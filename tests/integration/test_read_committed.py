@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 from kafka_helpers import consume_all, consumer
+from test_groups_bad_input import Raw, entity
 
 from odradek.protocol import records
 from odradek.storage import log as storage_log
@@ -247,3 +248,66 @@ def test_aiokafka_read_committed(kafka_broker: Broker, topics: tuple[Writer, str
         "commit": 9,
         "abort": 9,
     }
+
+
+@pytest.mark.parametrize("version", [4, 12])
+def test_the_fetch_response_carries_the_aborted_list_and_the_last_stable_offset(
+    kafka_broker: Broker, topics: tuple[Writer, str, str], version: int
+) -> None:
+    writer, orders, payments = topics
+    scenario(writer, orders, payments)
+    writer.transactional(LINGERING, orders, 1, b"open-1", b"open-2")  # orders-1: 11-12, open
+    raw = Raw(kafka_broker.port)
+
+    newer: dict[str, Any] = {}
+    if version >= 12:
+        newer = {"session_id": 0, "session_epoch": -1, "forgotten_topics_data": (), "rack_id": ""}
+
+    def fetch(isolation_level: int) -> dict[int, Any]:
+        request = entity(
+            "fetch",
+            version,
+            "FetchRequest",
+            replica_id=-1,
+            max_wait=0,
+            min_bytes=0,
+            max_bytes=1 << 20,
+            isolation_level=isolation_level,
+            **newer,
+            topics=(
+                entity(
+                    "fetch",
+                    version,
+                    "FetchTopic",
+                    topic=orders,
+                    partitions=tuple(
+                        entity(
+                            "fetch",
+                            version,
+                            "FetchPartition",
+                            partition=p,
+                            fetch_offset=0,
+                            partition_max_bytes=1 << 20,
+                        )
+                        for p in (0, 1)
+                    ),
+                ),
+            ),
+        )
+        (topic,) = raw.call(request).responses
+        return {p.partition_index: p for p in topic.partitions}
+
+    committed = fetch(1)
+    # orders-0: abort-1 at 3 opens the aborted transaction, its marker is at 8.
+    assert committed[0].high_watermark == committed[0].last_stable_offset == 11
+    assert [(t.producer_id, t.first_offset) for t in committed[0].aborted_transactions] == [
+        (ABORTING, 3)
+    ]
+    # orders-1: the open transaction holds the last stable offset at its first offset.
+    assert (committed[1].high_watermark, committed[1].last_stable_offset) == (13, 11)
+    last = max(h.last_offset for _, h in records.iter_batches(committed[1].records))
+    assert last == 10
+    uncommitted = fetch(0)
+    assert uncommitted[0].aborted_transactions is None
+    assert uncommitted[1].last_stable_offset == 11
+    assert max(h.last_offset for _, h in records.iter_batches(uncommitted[1].records)) == 12
