@@ -121,6 +121,23 @@ class ReadResult:
     aborted_transactions: list[AbortedTxn] | None = None
 
 
+def _markers(
+    records: bytes | bytearray | memoryview, validated: record_batches.ValidatedBatches
+) -> list[EndTransactionMarker | None] | None:
+    """The transaction marker of each producer's control batch of an append (None elsewhere;
+    None for the whole append when it has none): the only records the log ever decodes.
+    Raises CorruptRecordError before anything is appended."""
+    markers: list[EndTransactionMarker | None] | None = None
+    view = memoryview(records)
+    for index, header in enumerate(validated.headers):
+        if header.is_control and header.producer_id >= 0:
+            if markers is None:
+                markers = [None] * len(validated.headers)
+            position = validated.positions[index]
+            markers[index] = end_transaction_marker(view[position : position + header.size])
+    return markers
+
+
 def _collect_aborted_transactions(
     segments: list[LogSegment], start_offset: int, upper_bound_offset: int
 ) -> list[AbortedTxn]:
@@ -316,7 +333,16 @@ class Log:
             break
         replayed = 0
         for header, batch in self._batches(start):
-            marker = self._marker_of(header, batch)
+            marker = None
+            if header.is_control and header.producer_id >= 0:
+                try:
+                    marker = end_transaction_marker(batch)
+                except CorruptRecordError as exc:
+                    # Stored batches passed their CRC: this one is no marker we know (a newer
+                    # control type). It still closes the producer's transaction, as an append.
+                    logger.warning(
+                        "%s control batch at %d: %s", self._prefix, header.base_offset, exc
+                    )
             aborted = self.producer_state.update(header, marker)
             if aborted is not None and rebuild_from is not None:
                 segment = self._segment_holding(aborted.last_offset)
@@ -349,14 +375,6 @@ class Log:
                 if header.last_offset >= offset:
                     yield header, view[position : position + header.size]
                 offset = header.next_offset
-
-    @staticmethod
-    def _marker_of(header: BatchHeader, batch: memoryview) -> EndTransactionMarker | None:
-        """The transaction marker of a producer's control batch (None for any other batch):
-        the only record the log ever decodes."""
-        if not header.is_control or header.producer_id < 0:
-            return None
-        return end_transaction_marker(batch)
 
     def _segment_holding(self, offset: int) -> LogSegment:
         return self._segments[max(bisect_right(self._bases, offset) - 1, 0)]
@@ -419,18 +437,12 @@ class Log:
         """
         validated = record_batches.validate_batches(records, self.config.max_message_bytes)
         producers = False
-        markers: list[EndTransactionMarker | None] | None = None
-        for index, header in enumerate(validated.headers):
+        control = False
+        for header in validated.headers:
             if header.is_control:
                 if origin == AppendOrigin.CLIENT:
                     raise InvalidRecordError("Clients are not allowed to write control records")
-                if header.producer_id >= 0:
-                    if markers is None:
-                        markers = [None] * len(validated.headers)
-                    position = validated.positions[index]
-                    markers[index] = end_transaction_marker(
-                        memoryview(records)[position : position + header.size]
-                    )
+                control = True
             if header.producer_id >= 0:
                 producers = True
                 # Markers carry no sequence; only clients' batches must (Kafka's LogValidator).
@@ -439,6 +451,7 @@ class Log:
                         f"Invalid sequence number {header.base_sequence} in record batch with"
                         f" producerId {header.producer_id}"
                     )
+        markers = _markers(records, validated) if control else None
         size = len(records)
         self._check_fits_a_segment(size)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
@@ -491,6 +504,7 @@ class Log:
         validated = record_batches.validate_batches(records, _FOLLOWER_MAX_BATCH_BYTES)
         size = len(records)
         self._check_fits_a_segment(size)
+        markers = _markers(records, validated)
         batches: list[AppendedBatch] = []
         with self._lock:
             expected = self._log_end_offset
@@ -509,9 +523,8 @@ class Log:
                 segment = self._roll(validated.headers[0].base_offset, replace_empty=True)
             segment.append(records, batches)
             self._log_end_offset = expected
-            view = memoryview(records)
-            for position, header in zip(validated.positions, validated.headers, strict=True):
-                marker = self._marker_of(header, view[position : position + header.size])
+            for index, header in enumerate(validated.headers):
+                marker = markers[index] if markers is not None else None
                 aborted = self.producer_state.update(header, marker)
                 if aborted is not None:
                     self._index_aborted(segment, aborted)

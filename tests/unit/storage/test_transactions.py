@@ -12,7 +12,7 @@ import pytest
 from storage_helpers import batch, open_log
 
 from odradek.common.clock import FakeClock
-from odradek.common.errors import InvalidRecordError
+from odradek.common.errors import CorruptRecordError, InvalidRecordError
 from odradek.protocol import records
 from odradek.storage.fileio import LossyFileIO
 from odradek.storage.log import Log, LogConfig
@@ -381,3 +381,21 @@ def test_a_marker_with_a_bumped_epoch_restarts_the_producers_sequences(
         [(b"k", b"v", [])], producer_id=1, producer_epoch=1, base_sequence=0, timestamp_ms=1
     )
     assert log.append_as_leader(bytearray(idempotent), leader_epoch=0).first_offset == 4
+
+
+def test_a_control_batch_that_holds_no_marker_is_refused_before_anything_is_appended(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    bogus = records.encode_batch(
+        [(b"\x00\x00\x00\x07", b"", [])],
+        producer_id=1,
+        producer_epoch=0,
+        base_offset=0,
+        attributes=records.ATTR_TRANSACTIONAL | records.ATTR_CONTROL,
+    )
+    log = open_log(DIR, fileio, clock)
+    with pytest.raises(CorruptRecordError):
+        log.append_as_leader(bytearray(bogus), leader_epoch=0, origin=AppendOrigin.COORDINATOR)
+    with pytest.raises(CorruptRecordError):
+        log.append_as_follower(bogus)
+    assert log.log_end_offset == 0 and log.size_bytes == 0
