@@ -9,6 +9,11 @@ The file type comes from the extension:
   position); `.timeindex`: 12-byte entries (int64 timestamp, int32 relative offset). The base
   offset is the segment's 20-digit file name. Kafka preallocates index files and fills them with
   zeros, so an entry after the first whose relative offset is 0 ends the list, as in Kafka.
+- `.txnindex`: 34-byte entries, one per aborted transaction (int16 version, int64 producer id,
+  int64 first offset, int64 last offset = the abort marker's, int64 last stable offset).
+
+Control records (transaction markers) are shown with their type (COMMIT, ABORT) and the
+coordinator epoch, as kafka-dump-log.sh shows them.
 
 Files are read through mmap and never written. This tool looks only at files; it does not talk to
 a broker and does not import the storage layer, so it also reads segments written by Kafka.
@@ -31,9 +36,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 if TYPE_CHECKING:
     from odradek.protocol.records import BatchHeader
 
-SUFFIXES = {".log": "log", ".index": "index", ".timeindex": "timeindex"}
+SUFFIXES = {".log": "log", ".index": "index", ".timeindex": "timeindex", ".txnindex": "txnindex"}
 _INDEX_ENTRY = struct.Struct(">ii")
 _TIME_INDEX_ENTRY = struct.Struct(">qi")
+_TXN_INDEX_ENTRY = struct.Struct(">hqqqq")
 _CONTROL_KEY = struct.Struct(">hh")
 _CONTROL_VALUE = struct.Struct(">hi")
 _INT32_MAX = 2**31 - 1
@@ -327,6 +333,40 @@ def iter_time_index(
         yield TrailingBytes(whole, len(view) - whole, "shorter than a time index entry")
 
 
+class AbortedTxnDump(NamedTuple):
+    version: int
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    last_stable_offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "producerId": self.producer_id,
+            "firstOffset": self.first_offset,
+            "lastOffset": self.last_offset,
+            "lastStableOffset": self.last_stable_offset,
+        }
+
+    def to_text(self) -> str:
+        return (
+            f"version: {self.version} producerId: {self.producer_id}"
+            f" firstOffset: {self.first_offset} lastOffset: {self.last_offset}"
+            f" lastStableOffset: {self.last_stable_offset}"
+        )
+
+
+def iter_txn_index(data: bytes | memoryview) -> Iterator[AbortedTxnDump | TrailingBytes]:
+    """The aborted transactions of a .txnindex file (it has no preallocation)."""
+    view = memoryview(data)
+    whole = len(view) - len(view) % _TXN_INDEX_ENTRY.size
+    for start in range(0, whole, _TXN_INDEX_ENTRY.size):
+        yield AbortedTxnDump(*_TXN_INDEX_ENTRY.unpack_from(view, start))
+    if whole < len(view):
+        yield TrailingBytes(whole, len(view) - whole, "shorter than a transaction index entry")
+
+
 def file_type(path: Path) -> str:
     kind = SUFFIXES.get(path.suffix)
     if kind is None:
@@ -352,7 +392,7 @@ def _check(path: Path) -> str:
     if kind != "log" and base_offset_of(path) is None:
         raise DumpLogError(
             f"{path}: cannot take the base offset from the file name"
-            " (expected <20-digit offset>.index or .timeindex)"
+            " (expected <20-digit offset>.index, .timeindex or .txnindex)"
         )
     return kind
 
@@ -394,6 +434,14 @@ def _fill(dump: FileDump, view: memoryview, print_data: bool, out: TextIO | None
                     out.write(line + "\n")
             else:
                 dump.items.append(item.to_json())
+    elif dump.type == "txnindex":
+        for aborted in iter_txn_index(view):
+            if isinstance(aborted, TrailingBytes):
+                dump.trailing = aborted
+            elif out is not None:
+                out.write(aborted.to_text() + "\n")
+            else:
+                dump.items.append(aborted.to_json())
     else:
         entries = (
             iter_index(view, base_offset)
@@ -463,13 +511,16 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "dump-log",
-        help="decode Kafka .log, .index and .timeindex segment files",
+        help="decode Kafka .log, .index, .timeindex and .txnindex segment files",
         description=(
             "Decode Kafka segment files, like kafka-dump-log.sh: record batches of .log files"
-            " (and their records with --print-data), entries of .index and .timeindex files."
+            " (and their records with --print-data, transaction markers included), entries of"
+            " .index and .timeindex files, aborted transactions of .txnindex files."
         ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help=".log, .index or .timeindex")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help=".log, .index, .timeindex or .txnindex"
+    )
     parser.add_argument(
         "--print-data", action="store_true", help="also print each record of a .log file"
     )

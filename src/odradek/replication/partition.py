@@ -1,7 +1,10 @@
 """A partition this broker leads: its log, its leader epoch, its high watermark, its waiters.
 
 In a single-replica partition the ISR is the leader alone, so the high watermark is the log
-end offset. Fetchers that long-poll park a future here and are woken by the next append.
+end offset. The last stable offset is the first offset of the earliest unfinished transaction,
+capped by the high watermark (the same as it when no transaction is open). Fetchers that
+long-poll park a future here and are woken by the next append, transaction markers included:
+a marker moves the last stable offset, which is what a read_committed fetcher waits for.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.replication.durability import GroupCommit
 from odradek.storage.log import AppendResult, Log, ReadResult
+from odradek.storage.producer_state import AppendOrigin
 
 
 class Partition:
@@ -43,7 +47,7 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        return self.high_watermark
+        return self.log.last_stable_offset(self.high_watermark)
 
     def check_leader_epoch(self, current_leader_epoch: int) -> None:
         """KIP-320: a client that knows a newer epoch, or an older one, is told so."""
@@ -63,8 +67,12 @@ class Partition:
                 ErrorCode.NOT_ENOUGH_REPLICAS,
             )
 
-    def append(self, records: memoryview) -> AppendResult:
-        result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch)
+    def append(
+        self, records: memoryview, origin: AppendOrigin = AppendOrigin.CLIENT
+    ) -> AppendResult:
+        """Append as leader and wake the fetchers waiting here. The transaction coordinator
+        writes its markers (control batches) through this with `AppendOrigin.COORDINATOR`."""
+        result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch, origin=origin)
         self._unflushed_messages += result.records_count
         if self._unflushed_messages >= self.flush_messages:
             self._unflushed_messages = 0
@@ -72,9 +80,21 @@ class Partition:
         self._wake()
         return result
 
-    def read(self, offset: int, max_bytes: int, min_one_message: bool) -> ReadResult:
+    def read(
+        self, offset: int, max_bytes: int, min_one_message: bool, read_committed: bool = False
+    ) -> ReadResult:
+        """Batches below the high watermark; for read_committed, below the last stable offset
+        and with the aborted transactions overlapping them."""
+        if not read_committed:
+            return self.log.read(
+                offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+            )
         return self.log.read(
-            offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+            offset,
+            max_bytes,
+            max_offset=self.last_stable_offset,
+            min_one_message=min_one_message,
+            include_aborted_transactions=True,
         )
 
     def add_waiter(self, future: asyncio.Future[None]) -> None:

@@ -1,9 +1,9 @@
 """The log of one partition: the directory `<log dir>/<topic>-<partition>/` and its segments.
 
 Layout: one `LogSegment` per base offset (`00000000000000000000.log` + `.index` +
-`.timeindex`), producer state snapshots (`<offset>.snapshot`, see `producer_state.py`: one
-written at each roll and at close), plus files other modules own (`partition.metadata`,
-`leader-epoch-checkpoint`).
+`.timeindex`, and `.txnindex` once a transaction aborts in it), producer state snapshots
+(`<offset>.snapshot`, see `producer_state.py`: one written at each roll and at close), plus
+files other modules own (`partition.metadata`, `leader-epoch-checkpoint`).
 Segments cover increasing, disjoint offset ranges; only the last one (the active segment) is
 appended to.
 
@@ -15,6 +15,11 @@ Offsets:
   holding the recovery point on is recovered (CRC scan, indexes rebuilt, torn tail cut); older
   ones are trusted after a sanity check of their indexes. Producer state is then loaded from
   the latest snapshot at or below the log end and brought up to date from the batches after it.
+  A recovered segment's transaction index is re-derived during that replay, so the replay then
+  starts from a snapshot at or below the first recovered segment.
+- last stable offset: the first offset of the earliest unfinished transaction (see
+  `producer_state.py`), capped by the high watermark the caller passes; read_committed readers
+  stop there and get the aborted transactions overlapping what they read.
 
 Appends from producers are checked against the producer state (idempotence: duplicates are
 answered with the original offsets and not appended again; sequence and epoch errors append
@@ -64,6 +69,12 @@ from odradek.storage.segment import (
     LogSegment,
     parse_base_offset,
 )
+from odradek.storage.txn_index import (
+    TXN_INDEX_SUFFIX,
+    AbortedTxn,
+    EndTransactionMarker,
+    end_transaction_marker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +117,42 @@ class ReadResult:
     records: bytes  # whole batches, possibly b""
     log_start_offset: int
     log_end_offset: int
+    # With include_aborted_transactions: those overlapping the batches read, oldest first.
+    aborted_transactions: list[AbortedTxn] | None = None
+
+
+def _markers(
+    records: bytes | bytearray | memoryview, validated: record_batches.ValidatedBatches
+) -> list[EndTransactionMarker | None] | None:
+    """The transaction marker of each producer's control batch of an append (None elsewhere;
+    None for the whole append when it has none): the only records the log ever decodes.
+    Raises CorruptRecordError before anything is appended."""
+    markers: list[EndTransactionMarker | None] | None = None
+    view = memoryview(records)
+    for index, header in enumerate(validated.headers):
+        if header.is_control and header.producer_id >= 0:
+            if markers is None:
+                markers = [None] * len(validated.headers)
+            position = validated.positions[index]
+            markers[index] = end_transaction_marker(view[position : position + header.size])
+    return markers
+
+
+def _collect_aborted_transactions(
+    segments: list[LogSegment], start_offset: int, upper_bound_offset: int
+) -> list[AbortedTxn]:
+    """Kafka's collectAbortedTransactions: the segment holding `start_offset` and the later
+    ones, until an entry shows no later segment can hold an overlapping transaction (an abort
+    marker may land segments after the transaction began)."""
+    found: list[AbortedTxn] = []
+    for segment in segments:
+        if not segment.txn_index.entries:
+            continue
+        collected, complete = segment.txn_index.collect(start_offset, upper_bound_offset)
+        found += collected
+        if complete:
+            break
+    return found
 
 
 def parse_partition_dir(name: str) -> tuple[str, int]:
@@ -180,7 +227,10 @@ class Log:
                 bases.add(base)
         for name in names:
             base = parse_base_offset(name)
-            orphan_index = name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and base not in bases
+            orphan_index = (
+                name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX))
+                and base not in bases
+            )
             if base is not None and orphan_index:
                 fileio.delete(directory / name)
         now_ms = clock.wall_ms()
@@ -195,7 +245,9 @@ class Log:
             )
             for base in sorted(bases)
         ]
-        segments = cls._recover_segments(directory, segments, recovery_point, clean_shutdown)
+        segments, first_recovered = cls._recover_segments(
+            directory, segments, recovery_point, clean_shutdown
+        )
         if not segments:
             segments.append(
                 LogSegment(
@@ -210,7 +262,7 @@ class Log:
         log = cls(directory, config, fileio, clock, segments, log_start_offset, recovery_point)
         if not bases:
             log._directory_dirty = True
-        log._load_producer_state(clean_shutdown)
+        log._load_producer_state(clean_shutdown, first_recovered)
         logger.info(
             "%s opened: log_start_offset=%d log_end_offset=%d recovery_point=%d segments=%d",
             log._prefix,
@@ -224,7 +276,10 @@ class Log:
     @staticmethod
     def _recover_segments(
         directory: Path, segments: list[LogSegment], recovery_point: int, clean_shutdown: bool
-    ) -> list[LogSegment]:
+    ) -> tuple[list[LogSegment], int | None]:
+        """The segments to keep, and the base offset of the first one recovered (None: all
+        were trusted)."""
+        first_recovered: int | None = None
         bases = [segment.base_offset for segment in segments]
         first_unflushed = max(0, bisect_right(bases, recovery_point) - 1)
         if clean_shutdown:
@@ -232,6 +287,8 @@ class Log:
         kept: list[LogSegment] = []
         for i, segment in enumerate(segments):
             needs_recovery = i >= first_unflushed or not segment.load()
+            if needs_recovery and first_recovered is None:
+                first_recovered = segment.base_offset
             if needs_recovery and segment.recover() and i + 1 < len(segments):
                 for later in segments[i + 1 :]:
                     logger.warning(
@@ -243,18 +300,24 @@ class Log:
                 kept.append(segment)
                 break
             kept.append(segment)
-        return kept
+        return kept, first_recovered
 
-    def _load_producer_state(self, clean_shutdown: bool) -> None:
+    def _load_producer_state(self, clean_shutdown: bool, rebuild_from: int | None = None) -> None:
         """The latest readable snapshot at or below the log end, then the batches after it.
         Snapshots above the log end (its tail was cut) are deleted; after a clean shutdown
-        without any snapshot no producer wrote here, so nothing is read."""
+        without any snapshot no producer wrote here, so nothing is read.
+
+        With `rebuild_from` (the base offset of the first recovered segment), the replay starts
+        at or below it and writes the aborted transactions it meets from there on into their
+        segments' transaction indexes."""
         offsets = snapshot_offsets(self.fileio, self.directory)
         for offset in [o for o in offsets if o > self._log_end_offset]:
             self.fileio.delete(self.directory / snapshot_name(offset))
         offsets = [o for o in offsets if o <= self._log_end_offset]
-        if clean_shutdown and not offsets:
+        if clean_shutdown and not offsets and rebuild_from is None:
             return
+        if rebuild_from is not None:
+            offsets = [o for o in offsets if o <= rebuild_from]
         start = self._log_start_offset
         for offset in reversed(offsets):
             try:
@@ -269,8 +332,24 @@ class Log:
             start = max(offset, start)
             break
         replayed = 0
-        for header in self._batch_headers(start):
-            self.producer_state.update(header)
+        for header, batch in self._batches(start):
+            marker = None
+            if header.is_control and header.producer_id >= 0:
+                try:
+                    marker = end_transaction_marker(batch)
+                except CorruptRecordError as exc:
+                    # Stored batches passed their CRC: this one is no marker we know (a newer
+                    # control type). It still closes the producer's transaction, as an append.
+                    logger.warning(
+                        "%s control batch at %d: %s", self._prefix, header.base_offset, exc
+                    )
+            aborted = self.producer_state.update(header, marker)
+            if aborted is not None and rebuild_from is not None:
+                segment = self._segment_holding(aborted.last_offset)
+                indexed = segment.txn_index.entries
+                # Segments that were trusted kept their index; recovered ones start empty.
+                if not indexed or indexed[-1].last_offset < aborted.last_offset:
+                    self._index_aborted(segment, aborted)
             replayed += 1
         if replayed or self.producer_state.producers:
             logger.info(
@@ -281,17 +360,29 @@ class Log:
                 start,
             )
 
-    def _batch_headers(self, start: int, chunk_bytes: int = 1 << 20) -> Iterator[BatchHeader]:
-        """The headers of the batches from `start` to the log end, read a chunk at a time."""
+    def _batches(
+        self, start: int, chunk_bytes: int = 1 << 20
+    ) -> Iterator[tuple[BatchHeader, memoryview]]:
+        """The batches from `start` to the log end with their headers, read a chunk at a
+        time."""
         offset, end = start, self._log_end_offset
         while offset < end:
             data = self.read(offset, chunk_bytes, min_one_message=True).records
             if not data:
                 return
-            for _, header in record_batches.iter_batches(data):
+            view = memoryview(data)
+            for position, header in record_batches.iter_batches(data):
                 if header.last_offset >= offset:
-                    yield header
+                    yield header, view[position : position + header.size]
                 offset = header.next_offset
+
+    def _segment_holding(self, offset: int) -> LogSegment:
+        return self._segments[max(bisect_right(self._bases, offset) - 1, 0)]
+
+    def _index_aborted(self, segment: LogSegment, aborted: AbortedTxn) -> None:
+        segment.txn_index.append(aborted)
+        if len(segment.txn_index) == 1:  # the file was just created
+            self._directory_dirty = True
 
     def _snapshot_producer_state(self, offset: int) -> None:
         """Write the producer state as of `offset` (everything below it applied)."""
@@ -346,16 +437,21 @@ class Log:
         """
         validated = record_batches.validate_batches(records, self.config.max_message_bytes)
         producers = False
+        control = False
         for header in validated.headers:
-            if header.is_control and origin == AppendOrigin.CLIENT:
-                raise InvalidRecordError("Clients are not allowed to write control records")
+            if header.is_control:
+                if origin == AppendOrigin.CLIENT:
+                    raise InvalidRecordError("Clients are not allowed to write control records")
+                control = True
             if header.producer_id >= 0:
                 producers = True
-                if header.base_sequence < 0:
+                # Markers carry no sequence; only clients' batches must (Kafka's LogValidator).
+                if header.base_sequence < 0 and origin == AppendOrigin.CLIENT:
                     raise InvalidRecordError(
                         f"Invalid sequence number {header.base_sequence} in record batch with"
                         f" producerId {header.producer_id}"
                     )
+        markers = _markers(records, validated) if control else None
         size = len(records)
         self._check_fits_a_segment(size)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
@@ -364,7 +460,9 @@ class Log:
             first_offset = self._log_end_offset
             checked = None
             if producers:
-                checked = self.producer_state.check(validated.headers, first_offset, origin)
+                checked = self.producer_state.check(
+                    validated.headers, first_offset, origin, markers
+                )
                 if (duplicate := checked.duplicate) is not None:
                     return AppendResult(
                         duplicate.first_offset,
@@ -389,7 +487,8 @@ class Log:
             segment.append(records, batches)
             self._log_end_offset = next_offset
             if checked is not None:
-                self.producer_state.apply(checked)
+                for aborted in self.producer_state.apply(checked):
+                    self._index_aborted(segment, aborted)
             log_start_offset = self._log_start_offset
         return AppendResult(
             first_offset,
@@ -405,6 +504,7 @@ class Log:
         validated = record_batches.validate_batches(records, _FOLLOWER_MAX_BATCH_BYTES)
         size = len(records)
         self._check_fits_a_segment(size)
+        markers = _markers(records, validated)
         batches: list[AppendedBatch] = []
         with self._lock:
             expected = self._log_end_offset
@@ -423,8 +523,11 @@ class Log:
                 segment = self._roll(validated.headers[0].base_offset, replace_empty=True)
             segment.append(records, batches)
             self._log_end_offset = expected
-            for header in validated.headers:
-                self.producer_state.update(header)
+            for index, header in enumerate(validated.headers):
+                marker = markers[index] if markers is not None else None
+                aborted = self.producer_state.update(header, marker)
+                if aborted is not None:
+                    self._index_aborted(segment, aborted)
         return expected
 
     def _check_fits_a_segment(self, size: int) -> None:
@@ -489,12 +592,16 @@ class Log:
         *,
         max_offset: int | None = None,
         min_one_message: bool = True,
+        include_aborted_transactions: bool = False,
     ) -> ReadResult:
         """Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
         with `min_one_message`), leaving out batches whose base offset is >= `max_offset`.
+        With `include_aborted_transactions` (read_committed: `max_offset` is then the last
+        stable offset), the result lists the aborted transactions overlapping what was read.
 
         Raises OffsetOutOfRangeError outside [log_start_offset, log_end_offset].
         """
+        empty: list[AbortedTxn] | None = [] if include_aborted_transactions else None
         with self._lock:
             log_start_offset = self._log_start_offset
             log_end_offset = self._log_end_offset
@@ -509,21 +616,32 @@ class Log:
                 f" {self.topic}-{self.partition}"
             )
         if offset == log_end_offset or (max_offset is not None and offset >= max_offset):
-            return ReadResult(b"", log_start_offset, log_end_offset)
-        for segment, size in zip(segments, sizes, strict=True):
+            return ReadResult(b"", log_start_offset, log_end_offset, empty)
+        for index, (segment, size) in enumerate(zip(segments, sizes, strict=True)):
             if offset >= segment.next_offset:
                 continue
             if max_offset is not None and segment.base_offset >= max_offset:
                 break
-            data = segment.read(
+            data, next_offset = segment.read_batches(
                 offset,
                 max_bytes,
                 max_offset=max_offset,
                 max_position=size,
                 min_one_message=min_one_message,
             )
-            return ReadResult(data, log_start_offset, log_end_offset)
-        return ReadResult(b"", log_start_offset, log_end_offset)
+            aborted = empty
+            if include_aborted_transactions and data:
+                aborted = _collect_aborted_transactions(segments[index:], offset, next_offset)
+            return ReadResult(data, log_start_offset, log_end_offset, aborted)
+        return ReadResult(b"", log_start_offset, log_end_offset, empty)
+
+    def last_stable_offset(self, high_watermark: int) -> int:
+        """The first offset a read_committed reader may not read yet: the first offset of the
+        earliest unfinished transaction, capped by `high_watermark`."""
+        first_unstable = self.producer_state.first_unstable_offset(high_watermark)
+        if first_unstable is None or first_unstable > high_watermark:
+            return high_watermark
+        return first_unstable
 
     def replay_records(
         self, end_offset: int | None = None, chunk_bytes: int = 1 << 20

@@ -18,6 +18,16 @@ An append from a client is checked batch by batch before anything is written (`c
 What passes is applied with `apply` once the batches are appended. Appends that are not from
 clients (replication, recovery) only update the state (`update`).
 
+Transactions: a producer's transactional batch opens its transaction at that batch's first
+offset; its next transaction marker (a control batch, written by the coordinator) closes it.
+The open transactions, by first offset, give the first unstable offset: a read_committed reader
+may read only below it (and below the high watermark). A closed transaction stays unstable until
+the high watermark passes its marker, as in Kafka. Closing a transaction with an ABORT marker
+yields an `AbortedTxn` for the segment's transaction index, with the last stable offset as of
+that moment (the first offset of the earliest transaction still open, else the marker's offset
++ 1). The marker's type is the only thing read from inside a batch, and only for control
+batches; the caller passes it in.
+
 Snapshots (`<offset>.snapshot`, Kafka's ProducerSnapshot v1 format: version, CRC32C, then one
 entry per producer with its last batch) hold the state as of an offset; the log writes one when
 it rolls a segment and when it closes, and after a crash replays its batches from the latest
@@ -40,6 +50,7 @@ from pathlib import Path
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BatchHeader, crc32c
 from odradek.storage.fileio import FileIO
+from odradek.storage.txn_index import AbortedTxn, ControlRecordType, EndTransactionMarker
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +163,22 @@ class ProducerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the marker's offset
+    is_aborted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Checked:
-    """The outcome of `check`: a duplicate to answer with, or the entries to apply."""
+    """The outcome of `check`: a duplicate to answer with, or the entries to apply, with the
+    transactions the append opens (first offset, producer id) and closes, in log order."""
 
     duplicate: BatchMetadata | None
     updated: dict[int, ProducerEntry]
+    started: list[tuple[int, int]] = field(default_factory=list)
+    completed: list[CompletedTxn] = field(default_factory=list)
 
 
 def _last_seq(header: BatchHeader) -> int:
@@ -167,6 +189,11 @@ class ProducerStateManager:
     def __init__(self, topic_partition: str = "") -> None:
         self.producers: dict[int, ProducerEntry] = {}
         self._name = topic_partition
+        # Open transactions: first offset -> producer id, in offset order (they open in log
+        # order; a loaded snapshot is sorted).
+        self._ongoing: dict[int, int] = {}
+        # Closed transactions whose marker the high watermark has not passed, in marker order.
+        self._unreplicated: deque[CompletedTxn] = deque()
 
     # --- appends from clients -----------------------------------------------------------------
 
@@ -175,12 +202,16 @@ class ProducerStateManager:
         headers: Sequence[BatchHeader],
         first_offset: int,
         origin: AppendOrigin = AppendOrigin.CLIENT,
+        markers: Sequence[EndTransactionMarker | None] | None = None,
     ) -> Checked:
         """Validate the producer batches of an append that will start at `first_offset`;
-        raises KafkaError (nothing may be appended then)."""
+        raises KafkaError (nothing may be appended then). `markers` holds, for each control
+        batch of `headers`, its transaction marker (None elsewhere)."""
         updated: dict[int, ProducerEntry] = {}
+        started: list[tuple[int, int]] = []
+        completed: list[CompletedTxn] = []
         offset = first_offset
-        for header in headers:
+        for index, header in enumerate(headers):
             batch_first, offset = offset, offset + header.last_offset_delta + 1
             producer_id = header.producer_id
             if producer_id == NO_PRODUCER_ID:
@@ -199,15 +230,17 @@ class ProducerStateManager:
                 updated[producer_id] = entry
             self._check_epoch(entry, header, batch_first)
             if header.is_control:  # a transaction marker, from the coordinator
-                entry.epoch = header.producer_epoch
-                entry.txn_first_offset = -1
-                entry.last_timestamp = header.max_timestamp
+                marker = markers[index] if markers is not None else None
+                ended = self._end_transaction(entry, header, batch_first, marker)
+                if ended is not None:
+                    completed.append(ended)
                 continue
             if origin == AppendOrigin.CLIENT:
                 self._check_sequence(entry, current, header, batch_first)
                 self._check_transaction(entry, header, batch_first)
             if header.is_transactional and entry.txn_first_offset < 0:
                 entry.txn_first_offset = batch_first
+                started.append((batch_first, producer_id))
             entry.add_batch(
                 header.producer_epoch,
                 last_seq,
@@ -215,7 +248,29 @@ class ProducerStateManager:
                 header.last_offset_delta,
                 header.max_timestamp,
             )
-        return Checked(None, updated)
+        return Checked(None, updated, started, completed)
+
+    @staticmethod
+    def _end_transaction(
+        entry: ProducerEntry,
+        header: BatchHeader,
+        marker_offset: int,
+        marker: EndTransactionMarker | None,
+    ) -> CompletedTxn | None:
+        """Close the entry's transaction at a marker; what closed, if one was open. A marker
+        may carry a bumped epoch (KIP-890): the producer then starts again at sequence 0, so
+        the batches of the old epoch are forgotten, as Kafka's maybeUpdateProducerEpoch does."""
+        if header.producer_epoch != entry.epoch:
+            entry.batches.clear()
+            entry.epoch = header.producer_epoch
+        entry.last_timestamp = header.max_timestamp
+        if marker is not None:
+            entry.coordinator_epoch = marker.coordinator_epoch
+        first_offset, entry.txn_first_offset = entry.txn_first_offset, -1
+        if first_offset < 0:
+            return None
+        aborted = marker is not None and marker.control_type == ControlRecordType.ABORT
+        return CompletedTxn(entry.producer_id, first_offset, marker_offset, aborted)
 
     def _check_epoch(self, entry: ProducerEntry, header: BatchHeader, offset: int) -> None:
         if header.producer_epoch < entry.epoch:
@@ -267,26 +322,72 @@ class ProducerStateManager:
                 ErrorCode.INVALID_TXN_STATE,
             )
 
-    def apply(self, checked: Checked) -> None:
-        """Keep what `check` computed, once its batches are in the log."""
+    def apply(self, checked: Checked) -> list[AbortedTxn]:
+        """Keep what `check` computed, once its batches are in the log; returns the
+        transactions it aborted, for the transaction index."""
         self.producers.update(checked.updated)
+        for first_offset, producer_id in checked.started:
+            self._ongoing[first_offset] = producer_id
+        if not checked.completed:
+            return []
+        return [
+            aborted
+            for completed in checked.completed
+            if (aborted := self._complete(completed)) is not None
+        ]
+
+    def _complete(self, completed: CompletedTxn) -> AbortedTxn | None:
+        last_stable_offset = completed.last_offset + 1
+        for first_offset, producer_id in self._ongoing.items():
+            if producer_id != completed.producer_id:
+                last_stable_offset = first_offset
+                break
+        self._ongoing.pop(completed.first_offset, None)
+        self._unreplicated.append(completed)
+        if not completed.is_aborted:
+            return None
+        return AbortedTxn(
+            completed.producer_id,
+            completed.first_offset,
+            completed.last_offset,
+            last_stable_offset,
+        )
+
+    # --- the last stable offset -------------------------------------------------------------
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        """The first offset of the earliest transaction that is open, or closed by a marker
+        the high watermark has not reached; None when there is none (the common case, checked
+        first)."""
+        if not self._ongoing and not self._unreplicated:
+            return None
+        unreplicated = self._unreplicated
+        while unreplicated and unreplicated[0].last_offset < high_watermark:
+            unreplicated.popleft()
+        first: int | None = next(iter(self._ongoing), None)
+        for completed in unreplicated:
+            if first is None or completed.first_offset < first:
+                first = completed.first_offset
+        return first
 
     # --- appends that are not checked: replication and recovery -------------------------------
 
-    def update(self, header: BatchHeader) -> None:
-        """Follow a batch already in the log (its offsets assigned); control batches (markers)
-        close the producer's transaction."""
+    def update(
+        self, header: BatchHeader, marker: EndTransactionMarker | None = None
+    ) -> AbortedTxn | None:
+        """Follow a batch already in the log (its offsets assigned); control batches (markers,
+        `marker` read from the batch) close the producer's transaction. Returns what the
+        batch aborted, for the transaction index."""
         if header.producer_id == NO_PRODUCER_ID:
-            return
+            return None
         entry = self.producers.get(header.producer_id)
         if entry is None:
             entry = self.producers[header.producer_id] = ProducerEntry(header.producer_id)
         if header.is_control:
-            if header.producer_epoch >= entry.epoch:
-                entry.epoch = header.producer_epoch
-                entry.txn_first_offset = -1
-                entry.last_timestamp = header.max_timestamp
-            return
+            if header.producer_epoch < entry.epoch:
+                return None
+            completed = self._end_transaction(entry, header, header.base_offset, marker)
+            return self._complete(completed) if completed is not None else None
         entry.add_batch(
             header.producer_epoch,
             _last_seq(header),
@@ -296,6 +397,8 @@ class ProducerStateManager:
         )
         if header.is_transactional and entry.txn_first_offset < 0:
             entry.txn_first_offset = header.base_offset
+            self._ongoing[header.base_offset] = header.producer_id
+        return None
 
     # --- expiry ---------------------------------------------------------------------------------
 
@@ -367,6 +470,12 @@ class ProducerStateManager:
 
     def load(self, entries: Iterable[ProducerEntry]) -> None:
         self.producers = {entry.producer_id: entry for entry in entries}
+        self._ongoing = {
+            entry.txn_first_offset: entry.producer_id
+            for entry in sorted(self.producers.values(), key=lambda e: e.txn_first_offset)
+            if entry.txn_first_offset >= 0
+        }
+        self._unreplicated.clear()
 
 
 def snapshot_offsets(fileio: FileIO, directory: Path) -> list[int]:

@@ -1,4 +1,4 @@
-"""One log segment: `<base offset>.log` with its `.index` and `.timeindex`.
+"""One log segment: `<base offset>.log` with its `.index`, `.timeindex` and `.txnindex`.
 
 Files, named with the base offset zero-padded to 20 digits (`00000000000000000000.log`):
 
@@ -6,6 +6,7 @@ Files, named with the base offset zero-padded to 20 digits (`0000000000000000000
                 no header, no padding: the first batch starts at position 0
     .index      see `index.OffsetIndex`
     .timeindex  see `index.TimeIndex`
+    .txnindex   see `txn_index.TransactionIndex` (only once a transaction aborts here)
 
 Invariants:
 
@@ -30,6 +31,7 @@ from odradek.protocol import records
 from odradek.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader
 from odradek.storage.fileio import Buffer, FileIO
 from odradek.storage.index import OffsetIndex, TimeIndex
+from odradek.storage.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,9 @@ class LogSegment:
             directory / file_name(base_offset, TIME_INDEX_SUFFIX),
             base_offset,
             max_index_bytes,
+        )
+        self.txn_index = TransactionIndex(
+            fileio, directory / file_name(base_offset, TXN_INDEX_SUFFIX), base_offset
         )
         self._log = fileio.open(self.log_path, create=True)
         self.size = fileio.size(self._log)
@@ -191,32 +196,54 @@ class LogSegment:
         past `max_position`. With `min_one_message`, the first batch is returned even when it
         is larger than `max_bytes`. Returns b"" when nothing qualifies.
         """
+        return self.read_batches(
+            start_offset,
+            max_bytes,
+            max_offset=max_offset,
+            max_position=max_position,
+            min_one_message=min_one_message,
+        )[0]
+
+    def read_batches(
+        self,
+        start_offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        max_position: int | None = None,
+        min_one_message: bool = True,
+    ) -> tuple[bytes, int]:
+        """`read`, with the offset after the last batch returned (-1 when none is)."""
         end = self.size if max_position is None else min(max_position, self.size)
         start: int | None = None
         stop = 0
+        last: BatchHeader | None = None
         _, scan_from = self.offset_index.lookup(start_offset)
         for position, header in self._headers(scan_from, end):
             if start is None:
                 if header.last_offset < start_offset:
                     continue
                 if max_offset is not None and header.base_offset >= max_offset:
-                    return b""
+                    return b"", -1
                 start = position
                 if header.size > max_bytes:
                     if not min_one_message:
-                        return b""
+                        return b"", -1
                     stop = position + header.size
+                    last = header
                     break
                 stop = position + header.size
+                last = header
                 continue
             if max_offset is not None and header.base_offset >= max_offset:
                 break
             if position + header.size - start > max_bytes:
                 break
             stop = position + header.size
-        if start is None:
-            return b""
-        return self.fileio.pread(self._log, stop - start, start)
+            last = header
+        if start is None or last is None:
+            return b"", -1
+        return self.fileio.pread(self._log, stop - start, start), last.next_offset
 
     def read_batch_at(self, position: int, size: int) -> bytes:
         return self.fileio.pread(self._log, size, position)
@@ -265,7 +292,9 @@ class LogSegment:
             return False
         if not self._rescan_tail():
             return False
-        return self.time_index.is_consistent_with(self.next_offset)
+        return self.time_index.is_consistent_with(
+            self.next_offset
+        ) and self.txn_index.is_consistent_with(self.next_offset)
 
     def _rescan_tail(self) -> bool:
         """Set next offset, max timestamp and the rolling timestamp from the last index entry on.
@@ -299,10 +328,15 @@ class LogSegment:
         return True
 
     def recover(self) -> int:
-        """Scan every batch, checking framing and CRC32C; rebuild both indexes; cut the log at
-        the first bad batch. Returns the number of bytes cut off."""
+        """Scan every batch, checking framing and CRC32C; rebuild the offset and time indexes;
+        cut the log at the first bad batch. Returns the number of bytes cut off.
+
+        The transaction index is emptied: it depends on the producer state as of this segment's
+        start, so its log re-derives it while replaying the batches (as Kafka's
+        LogSegment.recover does with its ProducerStateManager)."""
         self.offset_index.reset()
         self.time_index.reset()
+        self.txn_index.reset()
         self.next_offset = self.base_offset
         self.max_timestamp = records.NO_TIMESTAMP
         self.offset_of_max_timestamp = self.base_offset
@@ -364,6 +398,7 @@ class LogSegment:
         self.offset_index.truncate_to(offset)
         self.offset_index.truncate_to_position(position)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self.fileio.truncate(self._log, position)
         self.size = position
         self._rescan_tail()
@@ -376,6 +411,7 @@ class LogSegment:
         self.fileio.fsync(self._log)
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         if self._closed:
@@ -385,6 +421,7 @@ class LogSegment:
         self.fileio.close(self._log)
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def delete(self) -> None:
         if not self._closed:
@@ -392,5 +429,11 @@ class LogSegment:
             self.fileio.close(self._log)
             self.offset_index.close()
             self.time_index.close()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            self.txn_index.close()
+        for path in (
+            self.log_path,
+            self.offset_index.path,
+            self.time_index.path,
+            self.txn_index.path,
+        ):
             self.fileio.delete(path)

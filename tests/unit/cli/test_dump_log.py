@@ -431,3 +431,56 @@ def test_bad_arguments_exit_2_with_one_line(
     (line,) = captured.err.splitlines()
     assert line.startswith(f"odradek dump-log: error: {path}: ")
     assert message in line
+
+
+def test_a_transaction_index_written_by_the_log_and_its_abort_marker(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from odradek.common.clock import FakeClock
+    from odradek.storage.fileio import OsFileIO
+    from odradek.storage.log import Log, LogConfig
+    from odradek.storage.producer_state import AppendOrigin
+    from odradek.storage.txn_index import ControlRecordType, encode_end_transaction_marker
+
+    directory = tmp_path / "payments-0"
+    log = Log.open(directory, LogConfig(), fileio=OsFileIO(), clock=FakeClock(wall_ms=1_000))
+    data = encode_batch(
+        [(None, b"v", [])] * 3,
+        producer_id=42,
+        producer_epoch=1,
+        base_sequence=0,
+        attributes=ATTR_TRANSACTIONAL,
+    )
+    coordinator = AppendOrigin.COORDINATOR
+    log.append_as_leader(bytearray(data), leader_epoch=0, origin=coordinator)
+    marker = encode_end_transaction_marker(
+        ControlRecordType.ABORT, 9, producer_id=42, producer_epoch=1, timestamp_ms=5
+    )
+    log.append_as_leader(marker, leader_epoch=0, origin=coordinator)
+    log.close()
+    txn_index = directory / "00000000000000000000.txnindex"
+    torn = txn_index.read_bytes() + b"\x00\x01"
+    txn_index.write_bytes(torn)
+
+    lines = _dump(capsys, str(txn_index)).splitlines()
+    assert lines == [
+        f"Dumping {txn_index}",
+        "version: 0 producerId: 42 firstOffset: 0 lastOffset: 3 lastStableOffset: 4",
+        f"Found 2 invalid bytes at the end of {txn_index}"
+        " (position 34: shorter than a transaction index entry)",
+    ]
+    doc = json.loads(_dump(capsys, "--output", "json", str(txn_index)))
+    assert doc["files"][0]["entries"] == [
+        {
+            "version": 0,
+            "producerId": 42,
+            "firstOffset": 0,
+            "lastOffset": 3,
+            "lastStableOffset": 4,
+        }
+    ]
+    log_lines = _dump(
+        capsys, "--print-data", str(directory / "00000000000000000000.log")
+    ).splitlines()
+    assert log_lines[-1].endswith("endTxnMarker: ABORT coordinatorEpoch: 9")
+    assert "isControl: true" in log_lines[-2]

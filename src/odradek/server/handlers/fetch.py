@@ -5,8 +5,12 @@ response waits up to max_wait_ms until min_bytes are available, woken by appends
 max_bytes for the response and partition_max_bytes per partition, but the first batch found
 is always returned whole even when larger (KIP-74). Fetch sessions (KIP-227, v7+) let a client
 send and receive only what changed. v9+ check current_leader_epoch (KIP-320); v13+ name topics
-by id. isolation_level is accepted: with no transactions yet, the last stable offset equals the
-high watermark and read_committed sees an empty aborted-transactions list.
+by id. isolation_level 1 (read_committed) reads only below the last stable offset and gets, per
+partition, the (producer id, first offset) of every aborted transaction overlapping the batches
+returned, which the client uses to drop their records; read_uncommitted gets no list (null).
+Every version carries the real last stable offset. A transaction marker is an append, so it
+wakes long-polling fetchers: a read_committed one that was waiting for the last stable offset
+to move re-reads then.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class _Result:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: bytes = b""
+    aborted_transactions: tuple[tuple[int, int], ...] = ()
 
 
 def _requested(
@@ -95,6 +100,7 @@ def _read_all(
     partitions: OrderedDict[_Key, SessionPartition],
     topic_ids: dict[_Key, bytes],
     max_bytes: int,
+    read_committed: bool,
 ) -> tuple[list[_Result], int, list[Partition]]:
     replica_manager = ctx.node.replica_manager
     results: list[_Result] = []
@@ -108,21 +114,24 @@ def _read_all(
             if state.partition_max_bytes < 0:
                 raise KafkaError("negative partition_max_bytes", ErrorCode.INVALID_REQUEST)
             limit = min(state.partition_max_bytes, max(max_bytes - total, 0))
-            read = partition.read(state.fetch_offset, limit, min_one_message=total == 0)
+            read = partition.read(
+                state.fetch_offset, limit, min_one_message=total == 0, read_committed=read_committed
+            )
         except KafkaError as exc:
             code = exc.code
             if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and ctx.api_version >= 13:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if key[0] not in ctx.node.image.topics else code
             result = _Result(key, topic_id, code)
             if code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                log = replica_manager.leader(*key).log
-                result.high_watermark = log.log_end_offset
-                result.last_stable_offset = log.log_end_offset
-                result.log_start_offset = log.log_start_offset
+                leader = replica_manager.leader(*key)
+                result.high_watermark = leader.high_watermark
+                result.last_stable_offset = leader.last_stable_offset
+                result.log_start_offset = leader.log.log_start_offset
             results.append(result)
             continue
         total += len(read.records)
         waitable.append(partition)
+        aborted = read.aborted_transactions
         results.append(
             _Result(
                 key,
@@ -132,6 +141,7 @@ def _read_all(
                 partition.last_stable_offset,
                 read.log_start_offset,
                 read.records,
+                tuple((txn.producer_id, txn.first_offset) for txn in aborted) if aborted else (),
             )
         )
     return results, total, waitable
@@ -188,10 +198,11 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
                 topic = node.image.topic(key[0])
                 topic_ids[key] = topic.topic_id if topic else bytes(16)
     max_bytes = getattr(request, "max_bytes", 2**31 - 1)
+    read_committed = getattr(request, "isolation_level", 0) == 1
     max_wait_ms = millis(request.max_wait)
     deadline = node.clock.monotonic_ms() + max_wait_ms
     while True:
-        results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes)
+        results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes, read_committed)
         remaining = deadline - node.clock.monotonic_ms()
         has_error = any(r.error != ErrorCode.NONE for r in results) or unknown
         if total >= request.min_bytes or remaining <= 0 or has_error or not waitable:
@@ -200,7 +211,7 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
             break
         await node.replica_manager.wait_for_append(waitable, remaining)
         if node.clock.monotonic_ms() >= deadline:
-            results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes)
+            results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes, read_committed)
             break
 
     if incremental and session is not None:
@@ -229,7 +240,7 @@ def _response(
                 r.high_watermark,
                 r.last_stable_offset,
                 r.log_start_offset,
-                () if read_committed else None,
+                r.aborted_transactions if read_committed else None,
                 r.records,
             )
         )

@@ -4,6 +4,9 @@ Per partition, by timestamp: -2 earliest (log start offset), -1 latest (high wat
 last stable offset for read_committed), -3 the record with the largest timestamp (v7+, KIP-734),
 -4 earliest local (v8+, KIP-405; no tiered storage here, so the log start offset); any other
 value finds the first record whose timestamp is at or after it (-1/-1 when there is none).
+As in Kafka, what a reader may fetch bounds every answer: the high watermark, or for
+read_committed (isolation_level 1) the last stable offset, is "latest", and a record found by
+timestamp (-3 included) at or past it is no answer (-1/-1).
 A partition named twice in one request is INVALID_REQUEST, as Kafka answers.
 """
 
@@ -41,9 +44,9 @@ def _find(
     partition.check_leader_epoch(getattr(item, "current_leader_epoch", -1))
     timestamp = item.timestamp
     log = partition.log
+    limit = partition.last_stable_offset if read_committed else partition.high_watermark
     if timestamp == LATEST:
-        end = partition.last_stable_offset if read_committed else partition.high_watermark
-        return end, -1
+        return limit, -1
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         if timestamp == EARLIEST_LOCAL and ctx.api_version < 8:
             raise KafkaError("earliest-local needs v8", ErrorCode.UNSUPPORTED_VERSION)
@@ -52,15 +55,13 @@ def _find(
         if ctx.api_version < 7:
             raise KafkaError("max timestamp needs v7", ErrorCode.UNSUPPORTED_VERSION)
         found = log.max_timestamp_offset()
-        return found if found is not None else (-1, -1)
-    if timestamp < 0:
+    elif timestamp < 0:
         raise KafkaError(f"invalid timestamp {timestamp}", ErrorCode.INVALID_REQUEST)
-    found = log.offset_for_timestamp(timestamp)
-    if found is None:
+    else:
+        found = log.offset_for_timestamp(timestamp)
+    if found is None or found[0] >= limit:
         return -1, -1
-    offset, record_timestamp = found
-    limit = partition.last_stable_offset if read_committed else partition.high_watermark
-    return (offset, record_timestamp) if offset < limit else (-1, -1)
+    return found
 
 
 @handler(ApiKey.LIST_OFFSETS, versions=(1, 8))
