@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from odradek.common.config import INT_MAX
 from odradek.common.errors import ErrorCode
+from odradek.coordinator.write_errors import coordinator_write_error
 
 Record = tuple[bytes, bytes | None]
 TopicPartition = tuple[str, int]
@@ -94,20 +95,7 @@ class CommittedOffset:
 TimerKey = tuple[str, str, str]  # (kind, group id, member id or "")
 
 
-def write_error_for_group(code: ErrorCode) -> ErrorCode:
-    """What a failed group-metadata write tells the members, as Kafka maps it."""
-    if code in (
-        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        ErrorCode.NOT_ENOUGH_REPLICAS,
-        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        ErrorCode.REQUEST_TIMED_OUT,
-    ):
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-        return ErrorCode.NOT_COORDINATOR
-    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
-        return ErrorCode.UNKNOWN_SERVER_ERROR
-    return code
+write_error_for_group = coordinator_write_error  # the same mapping for every coordinator
 
 
 def write_error_for_offsets(code: ErrorCode) -> ErrorCode:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from odradek.common.errors import ErrorCode
 from odradek.coordinator.transaction.metadata import NO_PRODUCER_EPOCH, TopicPartition
 from odradek.coordinator.transaction.records import NO_PRODUCER_ID
+from odradek.coordinator.write_errors import coordinator_write_error
 
 Record = tuple[bytes, bytes | None]
 TimerKey = tuple[str, str]  # (kind, transactional id or "")
@@ -131,17 +132,4 @@ class TransactionListing:
     unknown_state_filters: tuple[str, ...] = ()
 
 
-def write_error(code: ErrorCode) -> ErrorCode:
-    """What a failed `__transaction_state` write tells the client, as Kafka maps it."""
-    if code in (
-        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        ErrorCode.NOT_ENOUGH_REPLICAS,
-        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        ErrorCode.REQUEST_TIMED_OUT,
-    ):
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-        return ErrorCode.NOT_COORDINATOR
-    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
-        return ErrorCode.UNKNOWN_SERVER_ERROR
-    return code
+write_error = coordinator_write_error  # the same mapping for every coordinator
