@@ -8,8 +8,8 @@ record so a fresh core can load it, and records every marker written.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+
+from test_group_coordinator import Box
 
 from odradek.common.errors import ErrorCode
 from odradek.coordinator.transaction.coordinator import TransactionCoordinator
@@ -22,27 +22,7 @@ from odradek.coordinator.transaction.messages import (
 )
 from odradek.coordinator.transaction.metadata import TopicPartition, TransactionMetadata
 
-T = TypeVar("T")
 TIMEOUT_MS = 60_000
-
-
-@dataclass
-class Box(Generic[T]):
-    """What a callback received; a request waiting on a write has received nothing yet."""
-
-    results: list[T] = field(default_factory=list)
-
-    def __call__(self, result: T) -> None:
-        self.results.append(result)
-
-    @property
-    def done(self) -> bool:
-        return bool(self.results)
-
-    @property
-    def value(self) -> T:
-        assert len(self.results) == 1, f"expected one response, got {self.results}"
-        return self.results[0]
 
 
 def group_partition(group_id: str) -> int:
