@@ -2,11 +2,13 @@
 reused, retries of applied requests (forced by a proxy that loses responses) leave no
 duplicates and keep the order, while the same retries without idempotence do duplicate (the
 negative control), and the partitions still recognise a retried batch after a broker restart
-or SIGKILL. Bad sequences and old epochs get Kafka's errors over raw sockets.
+or SIGKILL. Bad sequences and old epochs get Kafka's errors over raw sockets, and
+DescribeProducers shows what a partition remembers of its producers.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -216,3 +218,30 @@ def test_the_same_retries_without_idempotence_duplicate(broker_factory, lossy: L
     assert dropped >= 50
     assert len(values) > records
     assert set(values) == {b"%08d" % i for i in range(records)}
+
+
+# -- DescribeProducers -----------------------------------------------------------------------
+
+
+def test_describe_producers_shows_what_each_partition_remembers(broker) -> None:
+    topic = unique_topic("idem-describe")
+    create_topic(broker.bootstrap, topic, 1)
+    raw = Raw(broker.port)
+    pid = init_producer_id(raw).producer_id
+    batch = idempotent_batch(pid, 0, count=4)
+    assert produce(raw, topic, batch).error_code == 0
+    request = entity(
+        "describe_producers",
+        0,
+        "DescribeProducersRequest",
+        topics=(
+            entity("describe_producers", 0, "TopicRequest", name=topic, partition_indexes=(0, 7)),
+        ),
+    )
+    (described,) = raw.call(request).topics
+    known, missing = described.partitions
+    assert (known.error_code, missing.error_code) == (0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    (state,) = known.active_producers
+    timestamp = struct.unpack_from(">q", batch, 27)[0]  # the batch's first timestamp
+    assert (state.producer_id, state.producer_epoch, state.last_sequence) == (pid, 0, 3)
+    assert (state.last_timestamp, state.current_txn_start_offset) == (timestamp, -1)

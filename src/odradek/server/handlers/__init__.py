@@ -12,6 +12,7 @@ from odradek.server.handlers import (  # noqa: F401
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_producers,
     fetch,
     find_coordinator,
     heartbeat,
