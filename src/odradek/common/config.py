@@ -194,6 +194,13 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         read_only=False,
     ),
     ConfigDef("log.retention.ms", _T.LONG, None, "Time to keep a segment (ms).", read_only=False),
+    ConfigDef(
+        "log.retention.check.interval.ms",
+        _T.LONG,
+        300000,
+        "How often segments past retention.ms or retention.bytes are deleted.",
+        minimum=1,
+    ),
     ConfigDef("log.retention.minutes", _T.INT, None, "Time to keep a segment (minutes)."),
     ConfigDef("log.retention.hours", _T.INT, 168, "Time to keep a segment (hours)."),
     ConfigDef(

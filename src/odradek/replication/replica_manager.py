@@ -36,7 +36,17 @@ def log_config_for(config: BrokerConfig, topic: TopicImage | None) -> LogConfig:
         segment_index_bytes=int(value("segment.index.bytes")),
         max_message_bytes=int(value("max.message.bytes")),
         message_timestamp_type=str(value("message.timestamp.type")),
+        cleanup_policy=_policy(value("cleanup.policy")),
+        retention_ms=int(value("retention.ms")),
+        retention_bytes=int(value("retention.bytes")),
     )
+
+
+def _policy(value: Any) -> tuple[str, ...]:
+    """cleanup.policy as a tuple, from a parsed LIST or a topic override's "compact,delete"."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value)
 
 
 class ReplicaManager:

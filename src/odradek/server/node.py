@@ -81,6 +81,7 @@ class Node:
         self._server: asyncio.Server | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._producer_expiry: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.listener_host = "127.0.0.1"
         # Fault injection (odradek.testing, server/fault_hook.py): set only while rules exist.
@@ -124,6 +125,7 @@ class Node:
         self.bound_port = self._server.sockets[0].getsockname()[1]
         self._checkpointer = loop.create_task(self._checkpoint_periodically())
         self._producer_expiry = loop.create_task(self._expire_producers_periodically())
+        self._retention = loop.create_task(self._apply_retention_periodically())
 
     def _cluster_id(self) -> str:
         for log_dir in self.log_dirs:
@@ -150,6 +152,23 @@ class Node:
             for log in self.log_manager.logs().values():
                 log.producer_state.remove_expired(now_ms, expiration_ms)
 
+    def apply_retention(self) -> None:
+        """Delete the segments that retention.ms and retention.bytes no longer keep."""
+        now_ms = self.clock.wall_ms()
+        for (topic, partition), log in self.log_manager.logs().items():
+            log_dir = self.log_manager.log_dir_of(topic, partition)
+            if log_dir is None or not self.log_manager.is_online(log_dir):
+                continue
+            try:
+                log.apply_retention(now_ms)
+            except StorageError:
+                logger.exception("retention of %s-%d failed", topic, partition)
+
+    async def _apply_retention_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.config["log.retention.check.interval.ms"] / 1000)
+            self.apply_retention()
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -157,7 +176,7 @@ class Node:
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
-        for task in (self._checkpointer, self._producer_expiry):
+        for task in (self._checkpointer, self._producer_expiry, self._retention):
             if task is not None:
                 task.cancel()
         self.group_coordinator.stop()

@@ -4,7 +4,8 @@
 flowing (long-polls, request timeouts and the clients' own timers behave as usual), and a test
 jumps ahead instead of sleeping. After a jump, `after_time_jump(node)` runs on the node's event
 loop and fires what fell due at once: group members' session and rebalance timeouts,
-committed-offset retention, and fetch long-polls whose wait is over by the new time. An
+committed-offset retention, log retention (segments past retention.ms), and fetch long-polls
+whose wait is over by the new time. An
 acks=all produce's timeout still takes its real time.
 """
 
@@ -63,4 +64,5 @@ def after_time_jump(node: Node) -> None:
     runtime.core.poll(now_ms)
     runtime.core.expire_offsets(now_ms)
     runtime.drive()
+    node.apply_retention()
     node.replica_manager.wake_waiters()  # long-polls look at their deadline again

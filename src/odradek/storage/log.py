@@ -92,6 +92,9 @@ class LogConfig:
     segment_index_bytes: int = 10485760  # log.index.size.max.bytes / segment.index.bytes
     max_message_bytes: int = 1048588  # message.max.bytes / max.message.bytes
     message_timestamp_type: str = "CreateTime"  # or "LogAppendTime"
+    cleanup_policy: tuple[str, ...] = ("delete",)  # log.cleanup.policy / cleanup.policy
+    retention_ms: int = 604800000  # log.retention.ms (-hours) / retention.ms; -1: forever
+    retention_bytes: int = -1  # log.retention.bytes / retention.bytes; -1: no limit
 
     def __post_init__(self) -> None:
         if self.message_timestamp_type not in ("CreateTime", "LogAppendTime"):
@@ -744,6 +747,49 @@ class Log:
         # What producers wrote above the new end is gone: rebuild their state from below it.
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
         self._load_producer_state(clean_shutdown=False)
+
+    def retention_start_offset(self, now_ms: int) -> int | None:
+        """Where retention wants the log to start (a segment's base offset, or the log end when
+        every segment expired), or None when nothing is due. Only with cleanup.policy
+        `delete`: segments whose newest record is older than retention.ms, then the oldest
+        segments while the log would still hold retention.bytes without them (Kafka's
+        deleteRetentionMsBreachedSegments and deleteRetentionSizeBreachedSegments)."""
+        config = self.config
+        if "delete" not in config.cleanup_policy:
+            return None
+        with self._lock:
+            segments = [s for s in self._segments if s.size > 0]
+            end = self._log_end_offset
+        expired = 0
+        if config.retention_ms >= 0:
+            for segment in segments:
+                newest = segment.max_timestamp if segment.max_timestamp >= 0 else segment.created_ms
+                if now_ms - newest <= config.retention_ms:
+                    break
+                expired += 1
+        if config.retention_bytes >= 0:
+            excess = sum(segment.size for segment in segments) - config.retention_bytes
+            oversize = 0
+            for segment in segments:
+                if excess - segment.size < 0:
+                    break
+                excess -= segment.size
+                oversize += 1
+            expired = max(expired, oversize)
+        if expired == 0:
+            return None
+        return segments[expired].base_offset if expired < len(segments) else end
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Delete the segments retention no longer keeps (rolling the active one first when it
+        expired too); returns the log start offset."""
+        target = self.retention_start_offset(now_ms)
+        if target is None or target <= self._log_start_offset:
+            return self._log_start_offset
+        if target == self._log_end_offset:
+            self.roll()
+        logger.info("%s retention moves the log start offset to %d", self._prefix, target)
+        return self.delete_records_before(target)
 
     def delete_records_before(self, offset: int) -> int:
         """Move the log start offset up to `offset` (DeleteRecords, retention) and delete the
