@@ -196,3 +196,28 @@ def test_create_with_a_segment_size_the_log_refuses(broker) -> None:
     assert "segment.bytes 20 is too small" in one_error_line(proc, 1)
     assert partition_count(broker.bootstrap, topic) is None
     assert odradek(broker, "topics", "list").returncode == 0  # the broker still serves
+
+
+def test_delete_records_moves_low_watermarks_or_says_why_not(broker) -> None:
+    from kafka_helpers import produce, watermarks
+
+    topic = unique_topic("cli-delete-records")
+    compacted = unique_topic("cli-delete-records-compacted")
+    create_topic(broker.bootstrap, topic, 2)
+    create_topic(broker.bootstrap, compacted, 1, **{"cleanup.policy": "compact"})
+    produce(broker.bootstrap, topic, [{"value": b"v", "partition": i % 2} for i in range(10)]).ok()
+    proc = odradek(
+        broker, "topics", "delete-records", topic, "--partition", "1", "--offset", "3",
+        "--output", "json",
+    )  # fmt: skip
+    assert json_out(proc) == {"topic": topic, "partitions": [{"partition": 1, "low_watermark": 3}]}
+    everything = json_out(odradek(broker, "topics", "delete-records", topic, "--output", "json"))
+    assert everything["partitions"] == [
+        {"partition": 0, "low_watermark": 5},
+        {"partition": 1, "low_watermark": 5},
+    ]
+    assert watermarks(broker.bootstrap, topic, 0) == (5, 5)
+    refused = one_error_line(odradek(broker, "topics", "delete-records", compacted), 1)
+    assert refused.startswith(f"cannot delete records of {compacted}-0: ")
+    missing = odradek(broker, "topics", "delete-records", unique_topic("nope"))
+    assert "does not exist" in one_error_line(missing, 2)

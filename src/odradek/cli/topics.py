@@ -18,6 +18,9 @@ the exit codes (0 done, 1 refused, 2 bad usage / unreachable / no such topic) ar
   count to N and set or delete topic configs (IncrementalAlterConfigs: keys not named stay).
 - `delete TOPIC... [--if-exists]`: a topic that does not exist is exit 2 unless --if-exists.
 - `add-partitions TOPIC --partitions N`: grow the partition count to N (the new total).
+- `delete-records TOPIC [--partition P]... [--offset N]`: delete the records below offset N
+  (default: all, up to the high watermark) of the partitions named (default: every one), as
+  kafka-delete-records.sh does; prints each partition's new low watermark.
 
 JSON output (`--output json`), one object on stdout:
 
@@ -31,6 +34,7 @@ JSON output (`--output json`), one object on stdout:
                       "configs": [{"name": str, "operation": str, "value": str | null}]}
     delete:          {"topics": [{"topic": str, "deleted": bool}]}  (false: did not exist)
     add-partitions:  {"topic": str, "partition_count": int}
+    delete-records:  {"topic": str, "partitions": [{"partition": int, "low_watermark": int}]}
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from odradek.cli.client_options import (
     error_name,
     print_json,
     result,
+    topic_partitions,
 )
 
 CLIENT_ID = "odradek-topics"
@@ -64,6 +69,7 @@ EXAMPLES = """examples:
   odradek topics alter orders --partitions 12 --config cleanup.policy=compact
   odradek topics add-partitions orders --partitions 12
   odradek topics delete orders --if-exists
+  odradek topics delete-records orders --partition 0 --offset 1000
 """
 
 
@@ -294,6 +300,43 @@ def cmd_add_partitions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_delete_records(args: argparse.Namespace) -> int:
+    from confluent_kafka import TopicPartition
+
+    admin, metadata = connect_admin(args, CLIENT_ID)
+    partitions = sorted(
+        {
+            partition
+            for wanted in args.partition or [None]
+            for partition in topic_partitions(metadata, args.topic, wanted)
+        }
+    )
+    futures = admin.delete_records(
+        [TopicPartition(args.topic, p, args.offset) for p in partitions],
+        request_timeout=args.timeout,
+        operation_timeout=args.timeout,
+    )
+    rows = []
+    for partition in partitions:
+        future = next(f for tp, f in futures.items() if tp.partition == partition)
+        try:
+            deleted = result(future, args.timeout)
+        except ClientError:
+            raise
+        except Exception as exc:
+            raise ClientError(
+                f"cannot delete records of {args.topic}-{partition}: {error_message(exc)}",
+                EXIT_REFUSED,
+            ) from None
+        rows.append({"partition": partition, "low_watermark": deleted.low_watermark})
+    if args.output == "json":
+        print_json({"topic": args.topic, "partitions": rows})
+    else:
+        for row in rows:
+            print(f"{args.topic}-{row['partition']}: low watermark {row['low_watermark']}")
+    return EXIT_OK
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     topics = list(dict.fromkeys(args.topics))
     admin, metadata = connect_admin(args, CLIENT_ID)
@@ -477,3 +520,31 @@ def add_parser(subcommands: Any) -> None:
     )
     add_client_options(grow)
     grow.set_defaults(verb_run=cmd_add_partitions)
+
+    records = verbs.add_parser(
+        "delete-records",
+        help="delete the records below an offset (DeleteRecords)",
+        description=(
+            "Move the log start offset of partitions forward: records below OFFSET can no"
+            " longer be read, and whole segments below it are deleted. The default offset -1"
+            " means the high watermark (every record so far)."
+        ),
+        epilog=(
+            "examples:\n  odradek topics delete-records orders --partition 0 --offset 1000\n"
+            "  odradek topics delete-records orders            # every partition, every record\n"
+        ),
+        formatter_class=formatter,
+    )
+    records.add_argument("topic", metavar="TOPIC")
+    records.add_argument(
+        "--partition",
+        type=int,
+        action="append",
+        metavar="P",
+        help="a partition (repeatable; default: every partition)",
+    )
+    records.add_argument(
+        "--offset", type=int, default=-1, metavar="N", help="delete below N (-1: all)"
+    )
+    add_client_options(records)
+    records.set_defaults(verb_run=cmd_delete_records)
