@@ -1,5 +1,6 @@
 """Records leave the log: DeleteRecords through confluent-kafka's AdminClient and kafka-python's
-admin client moves the log start offset and a consumer below it resets to it; retention by
+admin client moves the log start offset, and a consumer below it resets by its
+auto.offset.reset (OFFSET_OUT_OF_RANGE); retention by
 time deletes expired segments in the background and the log start offset follows; bad offsets
 and compacted topics get Kafka's errors.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from kafka_helpers import (
     TIMEOUT_S,
     admin,
@@ -97,3 +98,40 @@ def test_retention_by_time_deletes_old_segments_in_the_background(broker) -> Non
     time.sleep(0.5)  # two retention checks
     assert watermarks(broker.bootstrap, topic, 0) == (20, 23)
     assert [r.value for r in consume_all(broker.bootstrap, topic)] == [b"new"] * 3
+
+
+@pytest.mark.parametrize(("reset", "first"), [("earliest", 15), ("latest", None)])
+def test_a_consumer_below_the_log_start_resets_by_its_policy(
+    broker, reset: str, first: int | None
+) -> None:
+    from confluent_kafka import Consumer
+
+    topic = unique_topic(f"below-start-{reset}")
+    create_topic(broker.bootstrap, topic, 1)
+    produce(
+        broker.bootstrap, topic, [{"value": b"v%d" % i, "partition": 0} for i in range(20)]
+    ).ok()
+    delete_records(broker.bootstrap, topic, 0, 15)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": unique_topic("below-start-group"),
+            "auto.offset.reset": reset,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0, 2)])  # below the log start: out of range
+        offsets: list[int] = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                break
+            offsets.append(msg.offset())
+    finally:
+        consumer.close()
+    assert offsets == ([] if first is None else list(range(first, 20)))
