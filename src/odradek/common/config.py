@@ -242,6 +242,13 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         read_only=False,
     ),
     ConfigDef(
+        "log.flush.scheduler.interval.ms",
+        _T.LONG,
+        LONG_MAX,
+        "How often logs are checked against flush.ms (Kafka's default: never).",
+        minimum=1,
+    ),
+    ConfigDef(
         "log.segment.delete.delay.ms",
         _T.LONG,
         60000,

@@ -28,8 +28,10 @@ class Partition:
         flush_messages: int,
         min_insync_replicas: int = 1,
         isr: tuple[int, ...] = (),
+        flush_ms: int = 2**63 - 1,
     ) -> None:
         self.flush_messages = flush_messages
+        self.flush_ms = flush_ms
         self.min_insync_replicas = min_insync_replicas
         self.isr = isr
         self.topic = topic
@@ -40,6 +42,7 @@ class Partition:
         self.group_commit = GroupCommit(log.flush, lambda: log.recovery_point)
         self._waiters: list[asyncio.Future[None]] = []
         self._unflushed_messages = 0
+        self._unflushed_since_ms: int | None = None  # when the oldest unflushed append came
 
     @property
     def high_watermark(self) -> int:
@@ -74,11 +77,24 @@ class Partition:
         writes its markers (control batches) through this with `AppendOrigin.COORDINATOR`."""
         result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch, origin=origin)
         self._unflushed_messages += result.records_count
+        if self._unflushed_since_ms is None:
+            self._unflushed_since_ms = self.log.clock.monotonic_ms()
         if self._unflushed_messages >= self.flush_messages:
-            self._unflushed_messages = 0
-            self.group_commit.request_flush()
+            self._flush_now()
         self._wake()
         return result
+
+    def maybe_flush(self, now_ms: int) -> None:
+        """flush.ms: fsync once the oldest unflushed append is that old (the node's flusher
+        calls this every log.flush.scheduler.interval.ms)."""
+        since = self._unflushed_since_ms
+        if since is not None and now_ms - since >= self.flush_ms:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        self._unflushed_messages = 0
+        self._unflushed_since_ms = None
+        self.group_commit.request_flush()
 
     def read(
         self, offset: int, max_bytes: int, min_one_message: bool, read_committed: bool = False

@@ -73,9 +73,11 @@ class ReplicaManager:
                 min_isr = int(
                     topic.configs.get("min.insync.replicas", self.config["min.insync.replicas"])
                 )
+                flush_ms = int(topic.configs.get("flush.ms", self.config.flush_ms()))
                 if existing is not None and existing.topic_id == topic.topic_id:
                     existing.leader_epoch = partition.leader_epoch
                     existing.flush_messages = flush_messages
+                    existing.flush_ms = flush_ms
                     existing.min_insync_replicas = min_isr
                     existing.isr = partition.isr
                     continue
@@ -93,6 +95,7 @@ class ReplicaManager:
                     flush_messages,
                     min_isr,
                     partition.isr,
+                    flush_ms,
                 )
         for key in [k for k in self.partitions if k not in wanted]:
             self._remove(key)

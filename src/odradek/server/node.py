@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_MS = 60_000
+FLUSHER_NEVER_MS = 86_400_000  # a scheduler interval of a day or more: no time-based flush
 
 
 def parse_listener(listener: str) -> tuple[str, str, int]:
@@ -82,6 +83,7 @@ class Node:
         self._checkpointer: asyncio.Task[None] | None = None
         self._producer_expiry: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.listener_host = "127.0.0.1"
         # Fault injection (odradek.testing, server/fault_hook.py): set only while rules exist.
@@ -126,6 +128,8 @@ class Node:
         self._checkpointer = loop.create_task(self._checkpoint_periodically())
         self._producer_expiry = loop.create_task(self._expire_producers_periodically())
         self._retention = loop.create_task(self._apply_retention_periodically())
+        if self.config["log.flush.scheduler.interval.ms"] < FLUSHER_NEVER_MS:
+            self._flusher = loop.create_task(self._flush_periodically())
 
     def _cluster_id(self) -> str:
         for log_dir in self.log_dirs:
@@ -169,6 +173,14 @@ class Node:
             await asyncio.sleep(self.config["log.retention.check.interval.ms"] / 1000)
             self.apply_retention()
 
+    async def _flush_periodically(self) -> None:
+        """flush.ms: fsync logs whose oldest unflushed append is that old."""
+        while True:
+            await asyncio.sleep(self.config["log.flush.scheduler.interval.ms"] / 1000)
+            now_ms = self.clock.monotonic_ms()
+            for partition in list(self.replica_manager.partitions.values()):
+                partition.maybe_flush(now_ms)
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -176,7 +188,7 @@ class Node:
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
-        for task in (self._checkpointer, self._producer_expiry, self._retention):
+        for task in (self._checkpointer, self._producer_expiry, self._retention, self._flusher):
             if task is not None:
                 task.cancel()
         self.group_coordinator.stop()
