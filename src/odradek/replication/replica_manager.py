@@ -39,6 +39,7 @@ def log_config_for(config: BrokerConfig, topic: TopicImage | None) -> LogConfig:
         cleanup_policy=_policy(value("cleanup.policy")),
         retention_ms=int(value("retention.ms")),
         retention_bytes=int(value("retention.bytes")),
+        file_delete_delay_ms=int(value("file.delete.delay.ms")),
     )
 
 

@@ -165,6 +165,7 @@ class Node:
                 continue
             try:
                 log.apply_retention(now_ms)
+                log.delete_retired_files(now_ms)
             except StorageError:
                 logger.exception("retention of %s-%d failed", topic, partition)
 

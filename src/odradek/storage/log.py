@@ -95,6 +95,7 @@ class LogConfig:
     cleanup_policy: tuple[str, ...] = ("delete",)  # log.cleanup.policy / cleanup.policy
     retention_ms: int = 604800000  # log.retention.ms (-hours) / retention.ms; -1: forever
     retention_bytes: int = -1  # log.retention.bytes / retention.bytes; -1: no limit
+    file_delete_delay_ms: int = 60000  # log.segment.delete.delay.ms / file.delete.delay.ms
 
     def __post_init__(self) -> None:
         if self.message_timestamp_type not in ("CreateTime", "LogAppendTime"):
@@ -194,6 +195,8 @@ class Log:
         self._directory_dirty = False
         self._prefix = f"[Log partition={self.topic}-{self.partition}]"
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
+        # Files of deleted segments, renamed `.deleted`, and when they may go (wall ms).
+        self._retired: list[tuple[int, list[Path]]] = []
 
     def __repr__(self) -> str:
         return (
@@ -804,7 +807,7 @@ class Log:
                 return self._log_start_offset
             self._log_start_offset = offset
             while len(self._segments) > 1 and self._bases[1] <= offset:
-                self._segments.pop(0).delete()
+                self._retire(self._segments.pop(0))
                 self._bases.pop(0)
             self.producer_state.remove_before(offset)
             for old in snapshot_offsets(self.fileio, self.directory):
@@ -812,6 +815,26 @@ class Log:
                     self.fileio.delete(self.directory / snapshot_name(old))
             logger.info("%s log start offset is now %d", self._prefix, offset)
             return offset
+
+    def _retire(self, segment: LogSegment) -> None:
+        """Take a segment out of the log; its files go after file.delete.delay.ms (renamed
+        `.deleted` until then, and removed at the next open if the broker stops first)."""
+        delay = self.config.file_delete_delay_ms
+        if delay <= 0:
+            segment.delete()
+            return
+        self._retired.append((self.clock.wall_ms() + delay, segment.retire()))
+        self._directory_dirty = True
+
+    def delete_retired_files(self, now_ms: int) -> int:
+        """Delete the files of retired segments whose delay is over; returns how many."""
+        with self._lock:
+            due = [paths for when, paths in self._retired if when <= now_ms]
+            self._retired = [(when, paths) for when, paths in self._retired if when > now_ms]
+        for paths in due:
+            for path in paths:
+                self.fileio.delete(path)
+        return sum(len(paths) for paths in due)
 
     def close(self, *, flush: bool = True) -> None:
         """Flush (unless told not to) and close every file; the log is unusable afterwards.

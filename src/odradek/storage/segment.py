@@ -33,6 +33,8 @@ from odradek.storage.fileio import Buffer, FileIO
 from odradek.storage.index import OffsetIndex, TimeIndex
 from odradek.storage.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 
+DELETED_SUFFIX = ".deleted"  # a retired segment's files, deleted after file.delete.delay.ms
+
 logger = logging.getLogger(__name__)
 
 LOG_SUFFIX = ".log"
@@ -422,6 +424,28 @@ class LogSegment:
         self.offset_index.close()
         self.time_index.close()
         self.txn_index.close()
+
+    def retire(self) -> list[Path]:
+        """Close the segment and rename its files with the `.deleted` suffix, for deletion
+        later (file.delete.delay.ms); returns the renamed paths."""
+        if not self._closed:
+            self._closed = True
+            self.fileio.close(self._log)
+            self.offset_index.close()
+            self.time_index.close()
+            self.txn_index.close()
+        renamed = []
+        for path in (
+            self.log_path,
+            self.offset_index.path,
+            self.time_index.path,
+            self.txn_index.path,
+        ):
+            if self.fileio.exists(path):
+                target = path.with_name(path.name + DELETED_SUFFIX)
+                self.fileio.rename(path, target)
+                renamed.append(target)
+        return renamed
 
     def delete(self) -> None:
         if not self._closed:

@@ -84,3 +84,38 @@ def test_nothing_goes_without_delete_policy_or_with_infinite_retention(
     log = filled(fileio, segment_config(**{"retention_ms": HOUR, **changes}), [30, 29, 28, 27])
     assert log.apply_retention(NOW) == 0
     assert len(log.segments) == 2
+
+
+def retired_files(fileio: LossyFileIO) -> list[str]:
+    return sorted(p.name for p in fileio.file_paths() if p.name.endswith(".deleted"))
+
+
+def test_deleted_segments_files_wait_for_file_delete_delay_ms(fileio: LossyFileIO) -> None:
+    config = segment_config(retention_ms=10 * HOUR, file_delete_delay_ms=60_000)
+    log = filled(fileio, config, [30, 29, 28, 2])
+    assert log.apply_retention(NOW) == 6
+    assert retired_files(fileio) == [
+        "00000000000000000000.index.deleted",
+        "00000000000000000000.log.deleted",
+        "00000000000000000000.timeindex.deleted",
+    ]
+    assert log.delete_retired_files(NOW + 59_999) == 0
+    assert log.delete_retired_files(NOW + 60_000) == 3
+    assert retired_files(fileio) == []
+
+
+def test_retired_files_left_by_a_stop_are_removed_when_the_log_opens(fileio: LossyFileIO) -> None:
+    config = segment_config(retention_ms=10 * HOUR, file_delete_delay_ms=60_000)
+    log = filled(fileio, config, [30, 29, 28, 2])
+    log.apply_retention(NOW)
+    log.close()
+    assert retired_files(fileio)
+    open_log(DIR, fileio, FakeClock(wall_ms=NOW), config)
+    assert retired_files(fileio) == []
+
+
+def test_without_a_delay_files_go_at_once(fileio: LossyFileIO) -> None:
+    log = filled(fileio, segment_config(retention_ms=10 * HOUR, file_delete_delay_ms=0), [30] * 4)
+    assert log.apply_retention(NOW) == 8
+    assert retired_files(fileio) == []
+    assert not fileio.exists(DIR / "00000000000000000000.log")
