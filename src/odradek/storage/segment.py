@@ -425,22 +425,21 @@ class LogSegment:
         self.time_index.close()
         self.txn_index.close()
 
-    def retire(self) -> list[Path]:
-        """Close the segment and rename its files with the `.deleted` suffix, for deletion
-        later (file.delete.delay.ms); returns the renamed paths."""
+    def _release(self) -> tuple[Path, ...]:
+        """Close the files without flushing them; returns their paths."""
         if not self._closed:
             self._closed = True
             self.fileio.close(self._log)
             self.offset_index.close()
             self.time_index.close()
             self.txn_index.close()
+        return (self.log_path, self.offset_index.path, self.time_index.path, self.txn_index.path)
+
+    def retire(self) -> list[Path]:
+        """Close the segment and rename its files with the `.deleted` suffix, for deletion
+        later (file.delete.delay.ms); returns the renamed paths."""
         renamed = []
-        for path in (
-            self.log_path,
-            self.offset_index.path,
-            self.time_index.path,
-            self.txn_index.path,
-        ):
+        for path in self._release():
             if self.fileio.exists(path):
                 target = path.with_name(path.name + DELETED_SUFFIX)
                 self.fileio.rename(path, target)
@@ -448,16 +447,5 @@ class LogSegment:
         return renamed
 
     def delete(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.fileio.close(self._log)
-            self.offset_index.close()
-            self.time_index.close()
-            self.txn_index.close()
-        for path in (
-            self.log_path,
-            self.offset_index.path,
-            self.time_index.path,
-            self.txn_index.path,
-        ):
+        for path in self._release():
             self.fileio.delete(path)
