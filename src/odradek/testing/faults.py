@@ -19,7 +19,7 @@ import errno as errno_codes
 import json
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from odradek.common.clock import SystemClock
 from odradek.server.faults import ApiSpec, FaultAction, FaultEngine, FaultRule, rule_from_json
@@ -49,6 +49,19 @@ class Fault:
         return f"Fault({self.rule.action}, {self.rule.match}, hits={self.hits})"
 
 
+class Criteria(TypedDict, total=False):
+    """What a rule matches and how long it lives (see the module docstring)."""
+
+    api: ApiSpec
+    topic: str | None
+    partition: int | None
+    group: str | None
+    transactional_id: str | None
+    client_id: str | None
+    times: int | None
+    duration_s: float | None
+
+
 class Faults:
     """The methods tests call; `_install`, `_hits`, `_remove` and `clear` reach the broker."""
 
@@ -65,7 +78,11 @@ class Faults:
         """Remove every rule; the broker is back to its no-fault path."""
         raise NotImplementedError
 
-    def _add(self, action: FaultAction, **fields: Any) -> Fault:
+    def _add(self, action: FaultAction, criteria: Criteria, **settings: Any) -> Fault:
+        unexpected = set(criteria) - Criteria.__optional_keys__
+        if unexpected:  # what a plain keyword-only signature would refuse
+            raise TypeError(f"unexpected keyword argument(s) {sorted(unexpected)}")
+        fields: dict[str, Any] = {**settings, **criteria}
         api = fields.get("api")
         if api is not None and not isinstance(api, (str, int)):
             fields["api"] = [a if isinstance(a, str) else int(a) for a in api]
@@ -73,134 +90,25 @@ class Faults:
         rule = rule_from_json(spec)  # checked here, so a mistake fails in the test's own line
         return Fault(self, self._install(spec, rule), rule)
 
-    def delay(
-        self,
-        ms: int,
-        *,
-        api: ApiSpec = None,
-        topic: str | None = None,
-        partition: int | None = None,
-        group: str | None = None,
-        transactional_id: str | None = None,
-        client_id: str | None = None,
-        times: int | None = None,
-        duration_s: float | None = None,
-    ) -> Fault:
+    def delay(self, ms: int, **criteria: Unpack[Criteria]) -> Fault:
         """Hold matching requests `ms` milliseconds before handling them."""
-        return self._add(
-            FaultAction.DELAY,
-            delay_ms=ms,
-            api=api,
-            topic=topic,
-            partition=partition,
-            group=group,
-            transactional_id=transactional_id,
-            client_id=client_id,
-            times=times,
-            duration_s=duration_s,
-        )
+        return self._add(FaultAction.DELAY, criteria, delay_ms=ms)
 
-    def drop_request(
-        self,
-        *,
-        api: ApiSpec = None,
-        topic: str | None = None,
-        partition: int | None = None,
-        group: str | None = None,
-        transactional_id: str | None = None,
-        client_id: str | None = None,
-        times: int | None = None,
-        duration_s: float | None = None,
-    ) -> Fault:
+    def drop_request(self, **criteria: Unpack[Criteria]) -> Fault:
         """Lose matching requests: not applied, never answered (the client times out)."""
-        return self._add(
-            FaultAction.DROP_REQUEST,
-            api=api,
-            topic=topic,
-            partition=partition,
-            group=group,
-            transactional_id=transactional_id,
-            client_id=client_id,
-            times=times,
-            duration_s=duration_s,
-        )
+        return self._add(FaultAction.DROP_REQUEST, criteria)
 
-    def drop_response(
-        self,
-        *,
-        api: ApiSpec = None,
-        topic: str | None = None,
-        partition: int | None = None,
-        group: str | None = None,
-        transactional_id: str | None = None,
-        client_id: str | None = None,
-        times: int | None = None,
-        duration_s: float | None = None,
-    ) -> Fault:
+    def drop_response(self, **criteria: Unpack[Criteria]) -> Fault:
         """Apply matching requests but lose their responses (the client times out, retries)."""
-        return self._add(
-            FaultAction.DROP_RESPONSE,
-            api=api,
-            topic=topic,
-            partition=partition,
-            group=group,
-            transactional_id=transactional_id,
-            client_id=client_id,
-            times=times,
-            duration_s=duration_s,
-        )
+        return self._add(FaultAction.DROP_RESPONSE, criteria)
 
-    def error(
-        self,
-        code: int | str,
-        *,
-        api: ApiSpec = None,
-        topic: str | None = None,
-        partition: int | None = None,
-        group: str | None = None,
-        transactional_id: str | None = None,
-        client_id: str | None = None,
-        times: int | None = None,
-        duration_s: float | None = None,
-    ) -> Fault:
+    def error(self, code: int | str, **criteria: Unpack[Criteria]) -> Fault:
         """Answer matching requests with error `code` (number or name), without applying them."""
-        return self._add(
-            FaultAction.ERROR,
-            error_code=code,
-            api=api,
-            topic=topic,
-            partition=partition,
-            group=group,
-            transactional_id=transactional_id,
-            client_id=client_id,
-            times=times,
-            duration_s=duration_s,
-        )
+        return self._add(FaultAction.ERROR, criteria, error_code=code)
 
-    def close_connection(
-        self,
-        *,
-        api: ApiSpec = None,
-        topic: str | None = None,
-        partition: int | None = None,
-        group: str | None = None,
-        transactional_id: str | None = None,
-        client_id: str | None = None,
-        times: int | None = None,
-        duration_s: float | None = None,
-    ) -> Fault:
+    def close_connection(self, **criteria: Unpack[Criteria]) -> Fault:
         """Close the connection a matching request came on, without answering it."""
-        return self._add(
-            FaultAction.CLOSE_CONNECTION,
-            api=api,
-            topic=topic,
-            partition=partition,
-            group=group,
-            transactional_id=transactional_id,
-            client_id=client_id,
-            times=times,
-            duration_s=duration_s,
-        )
+        return self._add(FaultAction.CLOSE_CONNECTION, criteria)
 
 
 class LocalFaults(Faults):
