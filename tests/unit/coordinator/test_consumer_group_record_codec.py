@@ -10,6 +10,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wire import NO_TAGS, carray, cstr, i8, i16, i32, s16, tags, uvarint
 
 from odradek.coordinator.group.consumer_group_records import (
     ConsumerGroupCurrentMemberAssignmentKey,
@@ -38,48 +39,6 @@ from odradek.coordinator.group.records import (
 # --- hand-built encodings ---------------------------------------------------------------------
 
 
-def i8(value: int) -> bytes:
-    return struct.pack(">b", value)
-
-
-def i16(value: int) -> bytes:
-    return struct.pack(">h", value)
-
-
-def i32(value: int) -> bytes:
-    return struct.pack(">i", value)
-
-
-def s16(value: str) -> bytes:
-    data = value.encode()
-    return i16(len(data)) + data
-
-
-def uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def cstr(value: str | None) -> bytes:
-    if value is None:
-        return b"\x00"
-    data = value.encode()
-    return uvarint(len(data) + 1) + data
-
-
-def carray(*entries: bytes) -> bytes:
-    return uvarint(len(entries) + 1) + b"".join(entries)
-
-
-def tags(*fields: tuple[int, bytes]) -> bytes:
-    return uvarint(len(fields)) + b"".join(uvarint(t) + uvarint(len(d)) + d for t, d in fields)
-
-
-NO_TAGS = b"\x00"
 V0 = i16(0)
 
 # Two uuids, the first sorting after the second, as Kafka's Uuid writes them: the most

@@ -4,11 +4,11 @@ from Kafka's ConsumerProtocolSubscription and ConsumerProtocolAssignment schemas
 from __future__ import annotations
 
 import contextlib
-import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wire import i16, i32, s16
 
 from odradek.coordinator.group.consumer_protocol import (
     assignment_partitions,
@@ -16,39 +16,22 @@ from odradek.coordinator.group.consumer_protocol import (
 )
 
 
-def i16(value: int) -> bytes:
-    return struct.pack(">h", value)
-
-
-def i32(value: int) -> bytes:
-    return struct.pack(">i", value)
-
-
-def string(value: str) -> bytes:
-    data = value.encode()
-    return i16(len(data)) + data
-
-
-def nullable_string(value: str | None) -> bytes:
-    return i16(-1) if value is None else string(value)
-
-
 def topic_partitions(pairs: dict[str, list[int]]) -> bytes:
     body = i32(len(pairs))
     for topic, partitions in pairs.items():
-        body += string(topic) + i32(len(partitions)) + b"".join(i32(p) for p in partitions)
+        body += s16(topic) + i32(len(partitions)) + b"".join(i32(p) for p in partitions)
     return body
 
 
 def subscription(version: int, topics: list[str], user_data: bytes | None = None) -> bytes:
-    body = i16(version) + i32(len(topics)) + b"".join(string(t) for t in topics)
+    body = i16(version) + i32(len(topics)) + b"".join(s16(t) for t in topics)
     body += i32(-1) if user_data is None else i32(len(user_data)) + user_data
     if version >= 1:
         body += topic_partitions({"owned": [0, 1]})
     if version >= 2:
         body += i32(7)  # generation
     if version >= 3:
-        body += nullable_string("rack-a")
+        body += s16("rack-a")
     return body
 
 
@@ -80,13 +63,13 @@ def test_empty_assignment_bytes_mean_no_partitions() -> None:
     "data",
     [
         b"",  # not even a version
-        i16(0) + i32(2) + string("only-one"),  # truncated topic array
+        i16(0) + i32(2) + s16("only-one"),  # truncated topic array
         i16(0) + i32(1) + i16(5) + b"ab",  # truncated string
         i16(0) + i32(1) + i16(-1),  # null topic name
         i16(-1) + i32(0),  # negative version
         i16(0) + i32(-2),  # negative array length
         i16(0) + i32(2**31 - 1),  # array longer than the bytes could hold
-        i16(0) + i32(1) + string("\xff").replace(b"\xc3\xbf", b"\xff\xfe"),  # not UTF-8
+        i16(0) + i32(1) + s16("\xff").replace(b"\xc3\xbf", b"\xff\xfe"),  # not UTF-8
     ],
 )
 def test_malformed_subscription_is_a_value_error(data: bytes) -> None:
@@ -98,7 +81,7 @@ def test_malformed_subscription_is_a_value_error(data: bytes) -> None:
     "data",
     [
         i16(0),  # no array
-        i16(0) + i32(1) + string("t") + i32(2) + i32(0),  # truncated partitions
+        i16(0) + i32(1) + s16("t") + i32(2) + i32(0),  # truncated partitions
         i16(-3) + i32(0),
     ],
 )

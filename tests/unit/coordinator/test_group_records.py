@@ -5,11 +5,11 @@ group-to-partition rule against an independent Java String.hashCode."""
 from __future__ import annotations
 
 import contextlib
-import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wire import NO_TAGS, b32, compact_bytes, cstr, i16, i32, i64, s16, tags, uvarint
 
 from odradek.coordinator.group.records import (
     OFFSETS_TOPIC,
@@ -26,55 +26,6 @@ from odradek.coordinator.group.records import (
 
 # --- hand-built encodings ---------------------------------------------------------------------
 
-
-def i16(value: int) -> bytes:
-    return struct.pack(">h", value)
-
-
-def i32(value: int) -> bytes:
-    return struct.pack(">i", value)
-
-
-def i64(value: int) -> bytes:
-    return struct.pack(">q", value)
-
-
-def s16(value: str | None) -> bytes:
-    if value is None:
-        return i16(-1)
-    data = value.encode()
-    return i16(len(data)) + data
-
-
-def b32(value: bytes) -> bytes:
-    return i32(len(value)) + value
-
-
-def uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def compact_string(value: str | None) -> bytes:
-    if value is None:
-        return b"\x00"
-    data = value.encode()
-    return uvarint(len(data) + 1) + data
-
-
-def compact_bytes(value: bytes) -> bytes:
-    return uvarint(len(value) + 1) + value
-
-
-def tags(*fields: tuple[int, bytes]) -> bytes:
-    return uvarint(len(fields)) + b"".join(uvarint(t) + uvarint(len(d)) + d for t, d in fields)
-
-
-NO_TAGS = b"\x00"
 
 OFFSET_KEY = OffsetKey("analytics", "orders", 7)
 OFFSET_KEY_V1 = i16(1) + s16("analytics") + s16("orders") + i32(7)
@@ -180,7 +131,7 @@ def test_offset_key_version_0_reads_like_version_1() -> None:
         (i16(2) + i64(12) + s16("m2") + i64(102), OffsetValue(12, -1, "m2", 102)),
         (i16(3) + i64(13) + i32(4) + s16("m3") + i64(103), OffsetValue(13, 4, "m3", 103)),
         (
-            i16(4) + i64(14) + i32(5) + compact_string("m4") + i64(104) + NO_TAGS,
+            i16(4) + i64(14) + i32(5) + cstr("m4") + i64(104) + NO_TAGS,
             OffsetValue(14, 5, "m4", 104),
         ),
         (
@@ -188,7 +139,7 @@ def test_offset_key_version_0_reads_like_version_1() -> None:
             i16(4)
             + i64(15)
             + i32(-1)
-            + compact_string("é✓")
+            + cstr("é✓")
             + i64(105)
             + tags((0, b"\xaa" * 16), (7, b"\xbb" * 200)),
             OffsetValue(15, -1, "é✓", 105),
@@ -203,7 +154,7 @@ def test_offset_commit_values_of_every_version(value: bytes, expected: OffsetVal
 def _group_value_bytes(version: int) -> bytes:
     """GROUP_VALUE at `version` by the schema, with tags at version 4 on members and the top."""
     flexible = version >= 4
-    string = compact_string if flexible else s16
+    string = cstr if flexible else s16
     blob = compact_bytes if flexible else b32
     out = i16(version) + string("consumer") + i32(12) + string("range") + string("m-1")
     if version >= 2:
@@ -251,9 +202,7 @@ def test_group_metadata_values_of_every_version(version: int) -> None:
 
 
 def test_a_flexible_group_value_reads_null_protocol_and_leader() -> None:
-    value = (
-        i16(4) + compact_string("") + i32(0) + b"\x00" + b"\x00" + i64(-1) + uvarint(1) + NO_TAGS
-    )
+    value = i16(4) + cstr("") + i32(0) + b"\x00" + b"\x00" + i64(-1) + uvarint(1) + NO_TAGS
     assert decode(GROUP_KEY_V2, value) == (GROUP_KEY, GroupValue("", 0, None, None, -1, ()))
 
 
@@ -281,7 +230,7 @@ OFFSET_VALUES_BY_VERSION = [
     i16(1) + i64(1) + s16("md") + i64(2) + i64(3),
     i16(2) + i64(1) + s16("md") + i64(2),
     i16(3) + i64(1) + i32(0) + s16("md") + i64(2),
-    i16(4) + i64(1) + i32(0) + compact_string("md") + i64(2) + tags((5, b"tag")),
+    i16(4) + i64(1) + i32(0) + cstr("md") + i64(2) + tags((5, b"tag")),
 ]
 
 
@@ -326,7 +275,7 @@ def test_every_truncation_raises_value_error(key: bytes, value: bytes | None) ->
         ),
         (
             GROUP_KEY_V2,
-            i16(4) + compact_string("c") + i32(1) + b"\x00\x00" + i64(0) + b"\xff" * 5,
+            i16(4) + cstr("c") + i32(1) + b"\x00\x00" + i64(0) + b"\xff" * 5,
             "varint longer than 5 bytes",
         ),
         (
