@@ -268,7 +268,7 @@ class Log:
         log = cls(directory, config, fileio, clock, segments, log_start_offset, recovery_point)
         if not bases:
             log._directory_dirty = True
-        log._load_producer_state(clean_shutdown, first_recovered)
+        log._load_producer_state(clean_shutdown, first_recovered, snapshot_offsets(names))
         logger.info(
             "%s opened: log_start_offset=%d log_end_offset=%d recovery_point=%d segments=%d",
             log._prefix,
@@ -308,7 +308,12 @@ class Log:
             kept.append(segment)
         return kept, first_recovered
 
-    def _load_producer_state(self, clean_shutdown: bool, rebuild_from: int | None = None) -> None:
+    def _load_producer_state(
+        self,
+        clean_shutdown: bool,
+        rebuild_from: int | None = None,
+        offsets: list[int] | None = None,
+    ) -> None:
         """The latest readable snapshot at or below the log end, then the batches after it.
         Snapshots above the log end (its tail was cut) are deleted; after a clean shutdown
         without any snapshot no producer wrote here, so nothing is read.
@@ -316,7 +321,8 @@ class Log:
         With `rebuild_from` (the base offset of the first recovered segment), the replay starts
         at or below it and writes the aborted transactions it meets from there on into their
         segments' transaction indexes."""
-        offsets = snapshot_offsets(self.fileio, self.directory)
+        if offsets is None:  # not listed by the caller already
+            offsets = snapshot_offsets(self.fileio.list_dir(self.directory))
         for offset in [o for o in offsets if o > self._log_end_offset]:
             self.fileio.delete(self.directory / snapshot_name(offset))
         offsets = [o for o in offsets if o <= self._log_end_offset]
@@ -810,7 +816,7 @@ class Log:
                 self._retire(self._segments.pop(0))
                 self._bases.pop(0)
             self.producer_state.remove_before(offset)
-            for old in snapshot_offsets(self.fileio, self.directory):
+            for old in snapshot_offsets(self.fileio.list_dir(self.directory)):
                 if old < self._bases[0]:
                     self.fileio.delete(self.directory / snapshot_name(old))
             logger.info("%s log start offset is now %d", self._prefix, offset)
@@ -844,7 +850,7 @@ class Log:
             with self._lock:
                 self._segments[-1].on_become_inactive()
                 end = self._log_end_offset
-                latest = snapshot_offsets(self.fileio, self.directory)
+                latest = snapshot_offsets(self.fileio.list_dir(self.directory))
                 if latest[-1] != end if latest else bool(self.producer_state.producers):
                     self._snapshot_producer_state(end)
             self.flush()

@@ -45,11 +45,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BatchHeader, crc32c
-from odradek.storage.fileio import FileIO
 from odradek.storage.txn_index import AbortedTxn, ControlRecordType, EndTransactionMarker
 
 logger = logging.getLogger(__name__)
@@ -478,11 +476,6 @@ class ProducerStateManager:
         self._unreplicated.clear()
 
 
-def snapshot_offsets(fileio: FileIO, directory: Path) -> list[int]:
-    """Offsets of the snapshot files in `directory`, ascending."""
-    offsets = []
-    for name in fileio.list_dir(directory):
-        offset = parse_snapshot_name(name)
-        if offset is not None:
-            offsets.append(offset)
-    return sorted(offsets)
+def snapshot_offsets(names: Iterable[str]) -> list[int]:
+    """Offsets of the snapshot files among a directory's file `names`, ascending."""
+    return sorted(o for name in names if (o := parse_snapshot_name(name)) is not None)
