@@ -133,13 +133,15 @@ def run_with_kills(
     return target
 
 
-def read_output(bootstrap: str, topic: str) -> dict[int, list[bytes]]:
+def read_output(
+    bootstrap: str, topic: str, isolation: str = "read_committed"
+) -> dict[int, list[bytes]]:
     records = consume_all(
         bootstrap,
         topic,
         partitions=range(PARTITIONS),
         timeout_s=60,
-        **{"isolation.level": "read_committed"},
+        **{"isolation.level": isolation},
     )
     out: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -163,6 +165,11 @@ def test_killed_transactional_copier_copies_exactly_once(broker, copiers, seed) 
         got, want = output[partition], expected[partition]
         assert len(got) == len(want), (partition, len(got), len(want))
         assert got == want, f"partition {partition} differs from the input"
+    # The kills did land inside transactions: their records are in the log, aborted.
+    everything = read_output(broker.bootstrap, target, "read_uncommitted")
+    aborted = sum(len(everything[p]) - len(output[p]) for p in range(PARTITIONS))
+    print(f"aborted records {aborted}")
+    assert aborted > 0, "no kill hit an open transaction: the test would be blind"
 
 
 def test_killed_copier_without_transactions_duplicates(broker, copiers, seed) -> None:

@@ -103,6 +103,19 @@ def test_list_and_describe_an_open_then_committed_transaction(
     assert transactional_id not in listed(broker, "--state", "Ongoing")
 
 
+def test_describe_a_transactional_id_with_no_transaction_yet(broker: Any) -> None:
+    """After InitProducerId alone the id is Empty and has no start time (Kafka sends -1)."""
+    transactional_id = unique_topic("cli-txn-empty")
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap, "transactional.id": transactional_id}
+    )
+    producer.init_transactions(TIMEOUT_S)
+    item = described(broker, transactional_id)
+    assert (item["state"], item["partitions"]) == ("Empty", [])
+    assert item["transaction_start_time_ms"] is None and item["transaction_duration_ms"] is None
+    assert listed(broker, "--state", "Empty")[transactional_id]["state"] == "Empty"
+
+
 def test_describe_an_unknown_transactional_id(broker: Any) -> None:
     proc = odradek(broker, "transactions", "describe", "no-such-txn-id", "--output", "json")
     message = one_error_line(proc, 2, noun="transactions")

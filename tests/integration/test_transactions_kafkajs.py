@@ -75,6 +75,7 @@ def test_kafkajs_commit_and_abort_seen_by_a_read_committed_consumer(broker, node
     }
 
     request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])]
-    future = admin(broker.bootstrap).list_consumer_group_offsets(request, require_stable=True)
-    (tp,) = future[group].result(TIMEOUT_S).topic_partitions
+    client = admin(broker.bootstrap)  # must outlive its future
+    future = client.list_consumer_group_offsets(request, require_stable=True)[group]
+    (tp,) = future.result(TIMEOUT_S).topic_partitions
     assert (tp.error, tp.offset) == (None, 7)
