@@ -80,11 +80,40 @@ def test_every_producer_gets_a_new_id_at_epoch_zero(broker, version: int) -> Non
     assert len(set(ids)) == 3 and all(i >= 0 for i in ids)
 
 
-def test_transactional_ids_wait_for_the_transaction_coordinator(broker) -> None:
+def test_a_transactional_id_keeps_its_producer_id_and_each_init_bumps_the_epoch(broker) -> None:
     raw = Raw(broker.port)
     assert init_producer_id(raw, transactional_id="").error_code == ErrorCode.INVALID_REQUEST
-    answer = init_producer_id(raw, transactional_id="orders-tx")
-    assert (answer.error_code, answer.producer_id) == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)
+    first = init_producer_id(raw, transactional_id="orders-tx")
+    second = init_producer_id(raw, transactional_id="orders-tx")
+    other = init_producer_id(raw, transactional_id="payments-tx")
+    assert (first.error_code, first.producer_epoch) == (ErrorCode.NONE, 0)
+    assert (second.producer_id, second.producer_epoch) == (first.producer_id, 1)
+    assert other.producer_id not in (first.producer_id, -1)
+    # KIP-360: the id and epoch a client had must come together
+    half = raw.call(
+        entity(
+            "init_producer_id",
+            4,
+            "InitProducerIdRequest",
+            transactional_id="orders-tx",
+            transaction_timeout=60_000,
+            producer_id=first.producer_id,
+            producer_epoch=-1,
+        )
+    )
+    assert half.error_code == ErrorCode.INVALID_REQUEST
+    too_long = raw.call(
+        entity(
+            "init_producer_id",
+            4,
+            "InitProducerIdRequest",
+            transactional_id="orders-tx",
+            transaction_timeout=900_001,
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+    )
+    assert too_long.error_code == ErrorCode.INVALID_TRANSACTION_TIMEOUT
 
 
 # -- sequence and epoch checks over raw sockets ---------------------------------------------------

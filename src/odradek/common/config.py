@@ -449,6 +449,21 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         minimum=1,
     ),
     ConfigDef(
+        "transaction.state.log.min.isr",
+        _T.INT,
+        2,
+        "min.insync.replicas of __transaction_state, capped at its replication factor.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "transaction.partition.verification.enable",
+        _T.BOOLEAN,
+        True,
+        "Before a transactional producer's first batch opens its transaction on a partition,"
+        " ask the transaction coordinator whether the partition is in the transaction"
+        " (KIP-890); a batch for a partition that is not is refused.",
+    ),
+    ConfigDef(
         "transaction.state.log.segment.bytes",
         _T.INT,
         104857600,

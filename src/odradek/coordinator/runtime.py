@@ -41,9 +41,15 @@ T = TypeVar("T")
 
 class GroupLog(Protocol):
     def append(
-        self, partition: int, records: Sequence[tuple[bytes, bytes | None]]
-    ) -> Awaitable[None]:
-        """Append now (raise KafkaError if that fails); the awaitable ends once durable."""
+        self,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        producer_id: int = -1,
+        producer_epoch: int = -1,
+    ) -> tuple[int, Awaitable[None]]:
+        """Append now, in a transactional batch when `producer_id` is set (raise KafkaError
+        if that fails): the offset of the first record, and an awaitable that ends once the
+        records are durable."""
 
 
 class GroupCoordinatorRuntime:
@@ -154,6 +160,29 @@ class GroupCoordinatorRuntime:
             )
         )
 
+    async def commit_transactional_offsets(
+        self,
+        group_id: str,
+        producer: tuple[int, int],
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: list[OffsetCommit],
+    ) -> list[ErrorCode]:
+        return await self._call(
+            lambda respond: self.core.commit_transactional_offsets(
+                group_id,
+                producer[0],
+                producer[1],
+                generation,
+                member_id,
+                group_instance_id,
+                offsets,
+                self.clock.wall_ms(),
+                respond,
+            )
+        )
+
     async def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
         return await self._call(
             lambda respond: self.core.delete_groups(group_ids, self.clock.wall_ms(), respond)
@@ -192,11 +221,15 @@ class GroupCoordinatorRuntime:
             writes, core.writes = core.writes, []
             for write in writes:
                 try:
-                    durable = self.log.append(write.partition, write.records)
+                    offset, durable = self.log.append(
+                        write.partition, write.records, write.producer_id, write.producer_epoch
+                    )
                 except KafkaError as exc:
                     logger.warning("[GroupCoordinator] append failed: %s", exc)
                     write.on_done(exc.code)
                     continue
+                if write.on_appended is not None:
+                    write.on_appended(offset)
                 task = asyncio.ensure_future(self._finish(write, durable))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

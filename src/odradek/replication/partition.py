@@ -14,7 +14,7 @@ import asyncio
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.replication.durability import GroupCommit
 from odradek.storage.log import AppendResult, Log, ReadResult
-from odradek.storage.producer_state import AppendOrigin
+from odradek.storage.producer_state import NO_PRODUCER_ID, AppendOrigin
 
 
 class Partition:
@@ -71,11 +71,20 @@ class Partition:
             )
 
     def append(
-        self, records: memoryview, origin: AppendOrigin = AppendOrigin.CLIENT
+        self,
+        records: memoryview,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+        verified_producer: int = NO_PRODUCER_ID,
     ) -> AppendResult:
         """Append as leader and wake the fetchers waiting here. The transaction coordinator
-        writes its markers (control batches) through this with `AppendOrigin.COORDINATOR`."""
-        result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch, origin=origin)
+        writes its markers (control batches) through this with `AppendOrigin.COORDINATOR`;
+        `verified_producer` may open a transaction (see ProducerStateManager.check)."""
+        result = self.log.append_as_leader(
+            records,
+            leader_epoch=self.leader_epoch,
+            origin=origin,
+            verified_producer=verified_producer,
+        )
         self._unflushed_messages += result.records_count
         if self._unflushed_since_ms is None:
             self._unflushed_since_ms = self.log.clock.monotonic_ms()

@@ -21,12 +21,14 @@ from odradek.common.errors import ErrorCode, KafkaError
 from odradek.coordinator.group.consumer_group_manager import ConsumerGroupConfig
 from odradek.coordinator.group.consumer_group_records import TopicMetadata
 from odradek.coordinator.group.coordinator import GroupCoordinator
+from odradek.coordinator.group.loading import replay_batches
 from odradek.coordinator.group.messages import GroupConfig
 from odradek.coordinator.group.records import OFFSETS_TOPIC
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.controller import NewTopic
 from odradek.metadata.image import TopicImage
-from odradek.protocol.records import encode_batch
+from odradek.protocol.records import ATTR_TRANSACTIONAL, encode_batch
+from odradek.storage.producer_state import AppendOrigin
 
 if TYPE_CHECKING:
     from odradek.server.node import Node
@@ -88,14 +90,24 @@ class OffsetsTopicLog:
         self.node = node
 
     def append(
-        self, partition: int, records: Sequence[tuple[bytes, bytes | None]]
-    ) -> Awaitable[None]:
+        self,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        producer_id: int = -1,
+        producer_epoch: int = -1,
+    ) -> tuple[int, Awaitable[None]]:
         leader = self.node.replica_manager.leader(OFFSETS_TOPIC, partition)
         batch = encode_batch(
-            [(key, value, []) for key, value in records], timestamp_ms=self.node.clock.wall_ms()
+            [(key, value, []) for key, value in records],
+            timestamp_ms=self.node.clock.wall_ms(),
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            # a transactional offset commit: Kafka writes it at sequence 0, unchecked
+            base_sequence=0 if producer_id >= 0 else -1,
+            attributes=ATTR_TRANSACTIONAL if producer_id >= 0 else 0,
         )
-        result = leader.append(memoryview(bytearray(batch)))
-        return leader.group_commit.wait_durable(result.last_offset + 1)
+        result = leader.append(memoryview(bytearray(batch)), AppendOrigin.COORDINATOR)
+        return result.first_offset, leader.group_commit.wait_durable(result.last_offset + 1)
 
 
 def _place_groups_by(core: GroupCoordinator, topic: TopicImage) -> None:
@@ -104,13 +116,8 @@ def _place_groups_by(core: GroupCoordinator, topic: TopicImage) -> None:
 
 
 def load(node: Node, core: GroupCoordinator) -> None:
-    """Replay every partition of `__consumer_offsets` on this node into the core.
-
-    As Kafka's loader does, only the last record of each key counts: a partition is read whole
-    into a map of key -> latest value (a tombstone included), and then just those are decoded
-    and replayed, in the order they were last written. Until the log cleaner compacts the topic,
-    that keeps the replay to one record per live offset however often it was committed.
-    """
+    """Replay every partition of `__consumer_offsets` on this node into the core (see
+    coordinator/group/loading.py)."""
     topic = node.image.topic(OFFSETS_TOPIC)
     if topic is None:
         return
@@ -121,22 +128,14 @@ def load(node: Node, core: GroupCoordinator) -> None:
             partition = node.replica_manager.leader(OFFSETS_TOPIC, partition_id)
         except KafkaError:
             continue
-        latest: dict[bytes, bytes | None] = {}
-        for record in partition.log.replay_records(end_offset=partition.high_watermark):
-            if record.key is not None:
-                latest.pop(record.key, None)  # re-inserted last: replay in write order
-                latest[record.key] = record.value
-                read_count += 1
-        for key, value in latest.items():
-            try:
-                core.replay(key, value)
-            except ValueError as exc:
-                logger.warning(
-                    "[GroupCoordinator] skipping a record of %s-%d: %s",
-                    OFFSETS_TOPIC,
-                    partition_id,
-                    exc,
-                )
+        try:
+            read_count += replay_batches(
+                core, partition.log.replay_batches(end_offset=partition.high_watermark)
+            )
+        except ValueError as exc:
+            logger.warning(
+                "[GroupCoordinator] %s-%d not fully loaded: %s", OFFSETS_TOPIC, partition_id, exc
+            )
     logger.info(
         "[GroupCoordinator] read %d records, loaded %d classic and %d consumer groups",
         read_count,

@@ -19,6 +19,7 @@ from odradek.common.clock import Clock, SystemClock
 from odradek.common.config import BrokerConfig
 from odradek.common.errors import KafkaError, StorageError
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
+from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntime
 from odradek.metadata.config_control import ConfigController
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
 from odradek.metadata.image import MetadataImage, TopicImage
@@ -26,7 +27,7 @@ from odradek.metadata.quorum import SingleNodeQuorum
 from odradek.metadata.records import ConfigRecord, MetadataRecord
 from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
-from odradek.server import group_coordinator
+from odradek.server import group_coordinator, transaction_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
 from odradek.server.network import KafkaConnection
 from odradek.server.producer_ids import ProducerIdGenerator
@@ -79,6 +80,7 @@ class Node:
             config["offsets.retention.check.interval.ms"],
         )
         self.producer_ids = ProducerIdGenerator(self)
+        self.transaction_coordinator = transaction_coordinator.new_runtime(self)
         self._server: asyncio.Server | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._producer_expiry: asyncio.Task[None] | None = None
@@ -118,6 +120,7 @@ class Node:
         self.replica_manager.apply_image(self.image)
         group_coordinator.load(self, self.group_coordinator.core)
         self.group_coordinator.start()
+        transaction_coordinator.load(self, self.transaction_coordinator)
         _, host, port = parse_listener(self.config["listeners"][0])
         self.listener_host = host
         loop = asyncio.get_running_loop()
@@ -193,6 +196,7 @@ class Node:
             if task is not None:
                 task.cancel()
         self.group_coordinator.stop()
+        self.transaction_coordinator.stop()
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         self.log_manager.close()
         if self.quorum is not None:
@@ -205,6 +209,12 @@ class Node:
         """The group coordinator, once `__consumer_offsets` exists (created on first use)."""
         await group_coordinator.ensure_offsets_topic(self, self.group_coordinator)
         return self.group_coordinator
+
+    async def transactions(self) -> TransactionCoordinatorRuntime:
+        """The transaction coordinator, once `__transaction_state` exists (created on first
+        use)."""
+        await transaction_coordinator.ensure_transaction_topic(self, self.transaction_coordinator)
+        return self.transaction_coordinator
 
     # --- metadata changes ----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from odradek.common.errors import ErrorCode, KafkaError
 from odradek.metadata.producer_ids import allocate_block
 
 if TYPE_CHECKING:
@@ -20,6 +21,11 @@ class ProducerIdGenerator:
         self._lock = asyncio.Lock()
 
     async def next_id(self) -> int:
+        await self.ensure_ready()
+        return self.take()
+
+    async def ensure_ready(self) -> None:
+        """Commit a new block to the metadata log if the current one is used up."""
         while self._next >= self._end:
             async with self._lock:
                 if self._next >= self._end:
@@ -27,6 +33,14 @@ class ProducerIdGenerator:
                     record = allocate_block(self.node.image, self.node.node_id, 0)
                     await self.node.commit([record])
                     self._next, self._end = first, record.next_producer_id
+
+    def take(self) -> int:
+        """The next id of the current block; COORDINATOR_LOAD_IN_PROGRESS (retriable, as
+        Kafka answers while it fetches a block) when it is used up."""
+        if self._next >= self._end:
+            raise KafkaError(
+                "no producer id block is ready", ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+            )
         producer_id = self._next
         self._next += 1
         return producer_id

@@ -55,6 +55,7 @@ from odradek.protocol import records as record_batches
 from odradek.protocol.records import BatchHeader
 from odradek.storage.fileio import FileIO, guarded
 from odradek.storage.producer_state import (
+    NO_PRODUCER_ID,
     AppendOrigin,
     CorruptSnapshotError,
     ProducerStateManager,
@@ -123,6 +124,13 @@ class ReadResult:
     log_end_offset: int
     # With include_aborted_transactions: those overlapping the batches read, oldest first.
     aborted_transactions: list[AbortedTxn] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedBatch:
+    header: record_batches.BatchHeader
+    records: list[record_batches.Record]  # empty for a control batch
+    marker: EndTransactionMarker | None  # a control batch's transaction marker
 
 
 def _markers(
@@ -440,6 +448,7 @@ class Log:
         *,
         leader_epoch: int,
         origin: AppendOrigin = AppendOrigin.CLIENT,
+        verified_producer: int = NO_PRODUCER_ID,
     ) -> AppendResult:
         """Validate a produced record set, assign its offsets in place and append it.
 
@@ -473,7 +482,7 @@ class Log:
             checked = None
             if producers:
                 checked = self.producer_state.check(
-                    validated.headers, first_offset, origin, markers
+                    validated.headers, first_offset, origin, markers, verified_producer
                 )
                 if (duplicate := checked.duplicate) is not None:
                     return AppendResult(
@@ -674,6 +683,31 @@ class Log:
                     yield from record_batches.decode_records(
                         view[position : position + header.size]
                     )[1]
+
+    def replay_batches(
+        self, end_offset: int | None = None, chunk_bytes: int = 1 << 20
+    ) -> Iterator[ReplayedBatch]:
+        """Every batch from the log start offset up to `end_offset` (default: the log end)
+        with its records decoded, or for a control batch its transaction marker: how an
+        internal topic that holds transactional data (`__consumer_offsets`) is replayed."""
+        offset = self.log_start_offset
+        end = self.log_end_offset if end_offset is None else end_offset
+        while offset < end:
+            data = self.read(offset, chunk_bytes, max_offset=end).records
+            if not data:
+                return
+            view = memoryview(data)
+            for position, header in record_batches.iter_batches(data):
+                offset = header.next_offset
+                batch = view[position : position + header.size]
+                if header.is_control:
+                    try:
+                        marker = end_transaction_marker(batch)
+                    except CorruptRecordError:
+                        continue  # a control record that is no transaction marker
+                    yield ReplayedBatch(header, [], marker)
+                else:
+                    yield ReplayedBatch(header, record_batches.decode_records(batch)[1], None)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record whose timestamp is >= `timestamp_ms`."""

@@ -11,9 +11,10 @@ An append from a client is checked batch by batch before anything is written (`c
 - at the producer's epoch the first sequence must follow the last one (wrapping after
   2^31 - 1), else OUT_OF_ORDER_SEQUENCE_NUMBER; a new epoch must start at sequence 0; a producer
   the partition does not know (new, or expired) may start anywhere, as in Kafka since KIP-360;
-- a transactional batch needs a transaction already open on this partition
-  (INVALID_TXN_STATE: the transaction coordinator has not verified it), and a producer with an
-  open transaction may not write outside it.
+- a transactional batch needs a transaction already open on this partition, or the
+  transaction coordinator's word that the partition is in the producer's transaction (KIP-890
+  verification, `verified_producer`); else INVALID_TXN_STATE. A producer with an open
+  transaction may not write outside it.
 
 What passes is applied with `apply` once the batches are appended. Appends that are not from
 clients (replication, recovery) only update the state (`update`).
@@ -201,10 +202,12 @@ class ProducerStateManager:
         first_offset: int,
         origin: AppendOrigin = AppendOrigin.CLIENT,
         markers: Sequence[EndTransactionMarker | None] | None = None,
+        verified_producer: int = NO_PRODUCER_ID,
     ) -> Checked:
         """Validate the producer batches of an append that will start at `first_offset`;
         raises KafkaError (nothing may be appended then). `markers` holds, for each control
-        batch of `headers`, its transaction marker (None elsewhere)."""
+        batch of `headers`, its transaction marker (None elsewhere). `verified_producer` may
+        open a transaction here: the coordinator verified the partition is in it."""
         updated: dict[int, ProducerEntry] = {}
         started: list[tuple[int, int]] = []
         completed: list[CompletedTxn] = []
@@ -235,7 +238,9 @@ class ProducerStateManager:
                 continue
             if origin == AppendOrigin.CLIENT:
                 self._check_sequence(entry, current, header, batch_first)
-                self._check_transaction(entry, header, batch_first)
+                self._check_transaction(
+                    entry, header, batch_first, header.producer_id == verified_producer
+                )
             if header.is_transactional and entry.txn_first_offset < 0:
                 entry.txn_first_offset = batch_first
                 started.append((batch_first, producer_id))
@@ -308,8 +313,10 @@ class ProducerStateManager:
             )
 
     @staticmethod
-    def _check_transaction(entry: ProducerEntry, header: BatchHeader, offset: int) -> None:
-        if header.is_transactional and entry.txn_first_offset < 0:
+    def _check_transaction(
+        entry: ProducerEntry, header: BatchHeader, offset: int, verified: bool
+    ) -> None:
+        if header.is_transactional and entry.txn_first_offset < 0 and not verified:
             raise KafkaError(
                 "Record was not part of an ongoing transaction", ErrorCode.INVALID_TXN_STATE
             )

@@ -34,7 +34,7 @@ from odradek.coordinator.group.consumer_group_records import (
     ConsumerGroupRecord,
     TopicMetadata,
 )
-from odradek.coordinator.group.messages import Record, write_error_for_group
+from odradek.coordinator.group.messages import Record, TopicPartition, write_error_for_group
 from odradek.coordinator.group.offsets import CommittedOffsets
 from odradek.coordinator.group.records import (
     GroupKey,
@@ -62,13 +62,26 @@ class ConsumerGroupOps:
 
     if TYPE_CHECKING:  # provided by GroupCoordinator
 
-        def replay(self, key: bytes, value: bytes | None) -> None: ...
+        def replay(
+            self,
+            key: bytes,
+            value: bytes | None,
+            record_offset: int = -1,
+            producer_id: int = -1,
+        ) -> None: ...
 
         def _seen(self, now_ms: int) -> None: ...
 
         def _write(
-            self, group_id: str, records: list[Record], on_done: Callable[[ErrorCode], None]
+            self,
+            group_id: str,
+            records: list[Record],
+            on_done: Callable[[ErrorCode], None],
+            on_appended: Callable[[int], None] | None = None,
+            producer: tuple[int, int] = (-1, -1),
         ) -> None: ...
+
+        def pending_positions(self, group_id: str) -> set[TopicPartition]: ...
 
     # --- one operation at a time per group ----------------------------------------------------
 
@@ -176,7 +189,9 @@ class ConsumerGroupOps:
         error, records = self.consumer.delete(group.group_id)
         assert error == ErrorCode.NONE, error
         state = self.offsets.get(group.group_id)
-        committed = sorted(state.values) if state is not None else []
+        # pending offsets of transactions get tombstones too (one per position), as in Kafka
+        positions = set(state.values) if state is not None else set()
+        committed = sorted(positions | self.pending_positions(group.group_id))
         return [
             *(
                 (encode_key(OffsetKey(group.group_id, topic, partition)), None)

@@ -47,6 +47,7 @@ from odradek.coordinator.group.messages import (
     Record,
     SyncResult,
     TimerKey,
+    TopicPartition,
     Write,
     write_error_for_group,
 )
@@ -64,6 +65,7 @@ from odradek.coordinator.group.records import (
     group_partition,
     key_version,
 )
+from odradek.coordinator.group.transactional_offsets import PendingOffset, TransactionalOffsets
 
 FIRST_CONSUMER_GROUP_KEY_VERSION = 3
 
@@ -76,7 +78,7 @@ class ListedGroup:
     group_type: str  # "classic" or "consumer"
 
 
-class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
+class GroupCoordinator(GroupOffsets, TransactionalOffsets, ConsumerGroupOps):
     def __init__(
         self,
         config: GroupConfig | None = None,
@@ -86,6 +88,8 @@ class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
         self.config = config or GroupConfig()
         self.groups: dict[str, ClassicGroup] = {}
         self.offsets: dict[str, CommittedOffsets] = {}
+        self.pending_offsets: dict[int, dict[str, dict[TopicPartition, PendingOffset]]] = {}
+        self.open_transactions: dict[str, set[int]] = {}
         self.consumer = ConsumerGroupManager(consumer_config)
         # The topics of the current metadata image (consumer groups subscribe to them).
         self.topics = topics
@@ -102,8 +106,11 @@ class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
 
     # --- loading ------------------------------------------------------------------------------
 
-    def replay(self, key: bytes, value: bytes | None) -> None:
-        """Apply one record of `__consumer_offsets` (at load, and after each write)."""
+    def replay(
+        self, key: bytes, value: bytes | None, record_offset: int = -1, producer_id: int = -1
+    ) -> None:
+        """Apply one record of `__consumer_offsets` (at load, and after each write), at log
+        offset `record_offset`; `producer_id` is the producer of a transactional batch."""
         if key_version(key) >= FIRST_CONSUMER_GROUP_KEY_VERSION:
             record = decode_consumer_group_record(key, value)
             if record is not None:
@@ -115,7 +122,7 @@ class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
         record_key, record_value = decoded
         if isinstance(record_key, OffsetKey):
             assert record_value is None or isinstance(record_value, OffsetValue)
-            self.replay_offset(record_key, record_value)
+            self.replay_offset(record_key, record_value, record_offset, producer_id)
             return
         assert isinstance(record_key, GroupKey)
         if record_value is None:
@@ -839,9 +846,11 @@ class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
         if group.state != GroupState.EMPTY:
             return ErrorCode.NON_EMPTY_GROUP
         state = self.offsets.get(group_id)
+        # pending offsets of transactions get tombstones too (one per position), as in Kafka
+        positions = set(state.values) if state is not None else set()
         records: list[Record] = [
             (encode_key(OffsetKey(group_id, topic, partition)), None)
-            for topic, partition in (sorted(state.values) if state is not None else ())
+            for topic, partition in sorted(positions | self.pending_positions(group_id))
         ]
         records.append((encode_key(GroupKey(group_id)), None))
         group.state = GroupState.DEAD  # not transition(): a failed write undoes this
@@ -864,9 +873,23 @@ class GroupCoordinator(GroupOffsets, ConsumerGroupOps):
         return group_partition(group_id, self.config.offsets_partitions)
 
     def _write(
-        self, group_id: str, records: list[Record], on_done: Callable[[ErrorCode], None]
+        self,
+        group_id: str,
+        records: list[Record],
+        on_done: Callable[[ErrorCode], None],
+        on_appended: Callable[[int], None] | None = None,
+        producer: tuple[int, int] = (-1, -1),
     ) -> None:
-        self.writes.append(Write(self.partition_for(group_id), tuple(records), on_done))
+        self.writes.append(
+            Write(
+                self.partition_for(group_id),
+                tuple(records),
+                on_done,
+                producer_id=producer[0],
+                producer_epoch=producer[1],
+                on_appended=on_appended,
+            )
+        )
 
     def _store_group(
         self, group: ClassicGroup, now_ms: int, on_done: Callable[[ErrorCode], None]

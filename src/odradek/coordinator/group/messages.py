@@ -34,9 +34,19 @@ class GroupConfig:
 
 @dataclass(frozen=True, slots=True)
 class Write:
+    """Records to append to partition `partition` of `__consumer_offsets`.
+
+    A transactional offset commit's records go in a transactional batch of the producer
+    (`producer_id`, `producer_epoch`). `on_appended(offset)` is told the log offset of the
+    first record as soon as the batch is appended; `on_done` once it is durable (or failed).
+    """
+
     partition: int
     records: tuple[Record, ...]
     on_done: Callable[[ErrorCode], None]
+    producer_id: int = -1
+    producer_epoch: int = -1
+    on_appended: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,7 @@ class CommittedOffset:
     offset: int  # -1 when nothing is committed
     leader_epoch: int
     metadata: str
+    error: ErrorCode = ErrorCode.NONE
 
 
 TimerKey = tuple[str, str, str]  # (kind, group id, member id or "")

@@ -43,7 +43,7 @@ from odradek.coordinator.group.records import (
 )
 
 
-def _java_length(text: str) -> int:
+def java_length(text: str) -> int:
     """String.length() in Java: UTF-16 code units. Kafka checks offset.metadata.max.bytes
     against it (not against UTF-8 bytes), so that is what a client's metadata must fit."""
     return len(text.encode("utf-16-le")) // 2
@@ -60,6 +60,9 @@ class CommittedOffsets:
     """The committed offsets of one group, and the commits of it not yet replayed."""
 
     values: dict[TopicPartition, OffsetValue] = field(default_factory=dict)
+    # The log offset of each value's record: a transactional commit materialized by its
+    # marker replaces a value only if its record is the later one (as Kafka orders them).
+    record_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     in_flight: dict[TopicPartition, int] = field(default_factory=dict)  # position -> commits
 
 
@@ -84,7 +87,27 @@ class GroupOffsets:
 
     if TYPE_CHECKING:  # provided by GroupCoordinator
 
-        def replay(self, key: bytes, value: bytes | None) -> None: ...
+        def replay(
+            self,
+            key: bytes,
+            value: bytes | None,
+            record_offset: int = -1,
+            producer_id: int = -1,
+        ) -> None: ...
+
+        def _replay_pending(
+            self,
+            key: OffsetKey,
+            value: OffsetValue,
+            record_offset: int,
+            producer_id: int,
+        ) -> None: ...
+
+        def _drop_pending(self, group_id: str, position: TopicPartition) -> None: ...
+
+        def has_pending_offsets(self, group_id: str, position: TopicPartition) -> bool: ...
+
+        def pending_positions(self, group_id: str) -> set[TopicPartition]: ...
 
         def _serialized(self, group_id: str, operation: Callable[[], bool]) -> None: ...
 
@@ -95,7 +118,12 @@ class GroupOffsets:
         def _seen(self, now_ms: int) -> None: ...
 
         def _write(
-            self, group_id: str, records: list[Record], on_done: Callable[[ErrorCode], None]
+            self,
+            group_id: str,
+            records: list[Record],
+            on_done: Callable[[ErrorCode], None],
+            on_appended: Callable[[int], None] | None = None,
+            producer: tuple[int, int] = (-1, -1),
         ) -> None: ...
 
         def _schedule_heartbeat(
@@ -197,7 +225,7 @@ class GroupOffsets:
         errors: list[ErrorCode] = []
         records: list[Record] = []
         for item in offsets:
-            if _java_length(item.metadata) > self.config.offset_metadata_max_bytes:
+            if java_length(item.metadata) > self.config.offset_metadata_max_bytes:
                 errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
                 continue
             errors.append(ErrorCode.NONE)
@@ -221,6 +249,10 @@ class GroupOffsets:
         state = self.offsets.setdefault(group_id, CommittedOffsets())
         for position in in_flight:
             state.in_flight[position] = state.in_flight.get(position, 0) + 1
+        appended_at = [-1]
+
+        def appended(offset: int) -> None:
+            appended_at[0] = offset
 
         def done(error: ErrorCode) -> None:
             for position in in_flight:
@@ -229,33 +261,58 @@ class GroupOffsets:
                     state.in_flight[position] = left
             self._forget_offsets_if_unused(group_id)
             if error == ErrorCode.NONE:
-                for key, value in records:
-                    self.replay(key, value)
+                for index, (key, value) in enumerate(records):
+                    self.replay(key, value, appended_at[0] + index)
                 respond(errors)
                 return
             failed = write_error_for_offsets(error)
             respond([failed if code == ErrorCode.NONE else code for code in errors])
 
-        self._write(group_id, records, done)
+        self._write(group_id, records, done, appended)
 
     def _forget_offsets_if_unused(self, group_id: str) -> None:
         state = self.offsets.get(group_id)
         if state is not None and not state.values and not state.in_flight:
             del self.offsets[group_id]
 
-    def replay_offset(self, key: OffsetKey, value: OffsetValue | None) -> None:
-        """An offset commit record, or its tombstone. As in Kafka, offsets of a group that does
-        not exist create a simple (classic, memberless) group to hold them."""
+    def replay_offset(
+        self,
+        key: OffsetKey,
+        value: OffsetValue | None,
+        record_offset: int = -1,
+        producer_id: int = -1,
+    ) -> None:
+        """An offset commit record at log offset `record_offset`, or its tombstone. As in
+        Kafka, offsets of a group that does not exist create a simple (classic, memberless)
+        group to hold them. A record of a transaction (`producer_id` set) stays pending until
+        its marker; a tombstone drops pending ones too."""
         position = (key.topic, key.partition)
         if value is None:
             state = self.offsets.get(key.group)
             if state is not None:
                 state.values.pop(position, None)
+                state.record_offsets.pop(position, None)
                 self._forget_offsets_if_unused(key.group)
+            self._drop_pending(key.group, position)
             return
         if key.group not in self.groups and key.group not in self.consumer.groups:
             self.groups[key.group] = ClassicGroup(key.group)
-        self.offsets.setdefault(key.group, CommittedOffsets()).values[position] = value
+        if producer_id >= 0:
+            self._replay_pending(key, value, record_offset, producer_id)
+            return
+        self.store_offset(key.group, position, value, record_offset)
+
+    def committed_record_offset(self, group_id: str, position: TopicPartition) -> int | None:
+        """The log offset of the record that committed the position's offset, if any."""
+        state = self.offsets.get(group_id)
+        return None if state is None else state.record_offsets.get(position)
+
+    def store_offset(
+        self, group_id: str, position: TopicPartition, value: OffsetValue, record_offset: int
+    ) -> None:
+        state = self.offsets.setdefault(group_id, CommittedOffsets())
+        state.values[position] = value
+        state.record_offsets[position] = record_offset
 
     def check_offset_fetch(
         self, group_id: str, member_id: str | None, member_epoch: int
@@ -317,6 +374,7 @@ class GroupOffsets:
                     return
                 subscribed = group.subscribed_topics()
         committed = self.offsets.get(group_id, CommittedOffsets()).values
+        pending = self.pending_positions(group_id)
         errors: list[ErrorCode] = []
         records: list[Record] = []
         for topic, partition in partitions:
@@ -324,7 +382,8 @@ class GroupOffsets:
                 errors.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
                 continue
             errors.append(ErrorCode.NONE)
-            if (topic, partition) in committed:
+            # a tombstone also drops a transaction's pending offset, as in Kafka
+            if (topic, partition) in committed or (topic, partition) in pending:
                 records.append((encode_key(OffsetKey(group_id, topic, partition)), None))
         if not records:
             respond(ErrorCode.NONE, errors)
@@ -363,22 +422,28 @@ class GroupOffsets:
         subscribed: set[str] | None = None,
     ) -> list[TopicPartition]:
         """Positions whose offsets expired, counting from `base_ms` or else from each commit;
-        offsets of `subscribed` topics and commits still in flight never expire."""
+        offsets of `subscribed` topics, commits still in flight and offsets a transaction is
+        about to replace never expire."""
         state = self.offsets.get(group_id)
         if state is None:
             return []
         retention = self.config.offsets_retention_ms
+        pending = self.pending_positions(group_id)
         return [
             position
             for position, value in state.values.items()
             if (subscribed is None or position[0] not in subscribed)
             and position not in state.in_flight
+            and position not in pending
             and _offset_expired(
                 value, value.commit_timestamp if base_ms is None else base_ms, retention, now_ms
             )
         ]
 
     def _all_offsets_go(self, group_id: str, expired: list[TopicPartition]) -> bool:
+        """Whether the group goes with these offsets: not while a transaction holds some."""
+        if self.pending_positions(group_id):
+            return False
         state = self.offsets.get(group_id)
         return state is None or (len(expired) == len(state.values) and not state.in_flight)
 

@@ -58,11 +58,14 @@ async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
     node = ctx.node
     host, port = node.advertised_endpoint
     key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
-    if key_type == KEY_TYPE_GROUP:
-        try:
-            await node.groups()  # creates __consumer_offsets on first use, as Kafka does
-        except KafkaError as exc:
-            return _unavailable(schema, ctx.api_version, request, exc)
+    try:
+        # creates __consumer_offsets or __transaction_state on first use, as Kafka does
+        if key_type == KEY_TYPE_GROUP:
+            await node.groups()
+        elif key_type == KEY_TYPE_TRANSACTION:
+            await node.transactions()
+    except KafkaError as exc:
+        return _unavailable(schema, ctx.api_version, request, exc)
     if ctx.api_version >= 4:
         coordinators = []
         for key in request.coordinator_keys:

@@ -1,12 +1,13 @@
 """OffsetFetch (key 9), v1-v9: a group's committed offsets.
 
 v1 names the partitions; v2+ may ask for every committed partition (topics null) and carry a
-group-level error; v5+ return the committed leader epoch; v7+ carry require_stable (offsets
-awaiting a transaction would be UNSTABLE_OFFSET_COMMIT; with no transactional commits pending
-there are none); v8+ ask for several groups at once (KIP-709). A partition with nothing
-committed has offset -1 and empty metadata. v9+ may name a member and its epoch (KIP-848): for a
-consumer group they are checked as a commit's are (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10
-(topic ids) is not offered.
+group-level error; v5+ return the committed leader epoch; v7+ carry require_stable (KIP-447): a
+partition with offsets of an open transaction pending (TxnOffsetCommit not yet settled by its
+marker) is then UNSTABLE_OFFSET_COMMIT, so the client retries until the transaction ends;
+without it, the last settled offset is answered; v8+ ask for several groups at once
+(KIP-709). A partition with nothing committed has offset -1 and empty metadata. v9+ may name
+a member and its epoch (KIP-848): for a consumer group they are checked as a commit's are
+(UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10 (topic ids) is not offered.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def _group_offsets(
     topics: Any,
     unavailable: ErrorCode | None,
     member: tuple[str | None, int] = (None, -1),
+    require_stable: bool = False,
 ) -> tuple[ErrorCode, list[CommittedOffset]]:
     if unavailable is not None:
         return unavailable, []
@@ -38,7 +40,17 @@ def _group_offsets(
     wanted = None
     if topics is not None:
         wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
-    return ErrorCode.NONE, ctx.node.group_coordinator.core.fetch_offsets(group_id, wanted)
+    core = ctx.node.group_coordinator.core
+    offsets = core.fetch_offsets(group_id, wanted)
+    if require_stable:
+        unstable = core.pending_positions(group_id)
+        offsets = [
+            CommittedOffset(o.topic, o.partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
+            if (o.topic, o.partition) in unstable
+            else o
+            for o in offsets
+        ]
+    return ErrorCode.NONE, offsets
 
 
 def _topics(
@@ -67,7 +79,7 @@ def _topics(
                     committed_offset=o.offset,
                     committed_leader_epoch=o.leader_epoch,
                     metadata=o.metadata,
-                    error_code=error,
+                    error_code=o.error if error == ErrorCode.NONE else error,
                 )
                 for o in items
             ),
@@ -85,11 +97,14 @@ async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
         unavailable: ErrorCode | None = None
     except KafkaError as exc:
         unavailable = exc.code
+    require_stable = bool(getattr(request, "require_stable", False))
     if version >= 8:
         groups = []
         for group in request.groups:
             member = (getattr(group, "member_id", None), getattr(group, "member_epoch", -1))
-            error, offsets = _group_offsets(ctx, group.group_id, group.topics, unavailable, member)
+            error, offsets = _group_offsets(
+                ctx, group.group_id, group.topics, unavailable, member, require_stable
+            )
             groups.append(
                 schema.OffsetFetchResponseGroup(
                     group_id=group.group_id,
@@ -98,7 +113,9 @@ async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
                 )
             )
         return schema.OffsetFetchResponse(throttle_time=0, groups=tuple(groups))
-    error, offsets = _group_offsets(ctx, request.group_id, request.topics, unavailable)
+    error, offsets = _group_offsets(
+        ctx, request.group_id, request.topics, unavailable, require_stable=require_stable
+    )
     if version < 2 and error != ErrorCode.NONE:  # no group-level error before v2
         offsets = [
             CommittedOffset(t.name, p, -1, -1, "")

@@ -5,7 +5,9 @@ librdkafka before 2.11.1 enables gzip/snappy/lz4 only when Produce v0 is adverti
 requests get UNSUPPORTED_VERSION for every partition, as Kafka 4 answers them.
 
 v3+: the request is decoded by our own hot-path decoder so record sets stay memoryviews into
-the received frame; the log validates each batch and rewrites offsets in place. acks=0 gets no
+the received frame; the log validates each batch and rewrites offsets in place. A
+transactional batch that would open its producer's transaction on a partition is first
+verified with the transaction coordinator (server/transaction_verification.py). acks=0 gets no
 response (an error closes the connection so the client notices, as Kafka does); acks=1 is
 answered after the append; acks=-1 after a group-commit fsync covers the records.
 """
@@ -22,7 +24,13 @@ from odradek.protocol.codec import response_schema
 from odradek.protocol.produce import decode_produce_request
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
+from odradek.server.transaction_verification import (
+    transactional_producer,
+    verification_failure,
+    verify_partition,
+)
 from odradek.storage.log import AppendResult
+from odradek.storage.producer_state import NO_PRODUCER_ID
 
 _Outcome = tuple[ErrorCode, AppendResult | None, str | None]
 
@@ -71,7 +79,16 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                     raise KafkaError("null record set", ErrorCode.INVALID_RECORD)
                 if acks == -1:
                     partition.check_min_isr()
-                result = partition.append(item.records)
+                verified = NO_PRODUCER_ID
+                producer = transactional_producer(item.records)
+                if producer is not None:
+                    error = verify_partition(
+                        ctx.node, data.transactional_id, partition, producer, version
+                    )
+                    if error != ErrorCode.NONE:
+                        raise verification_failure(error)
+                    verified = producer[0]
+                result = partition.append(item.records, verified_producer=verified)
                 outcomes[key] = (ErrorCode.NONE, result, None)
                 if acks == -1:
                     durable[key] = partition.group_commit.wait_durable(result.last_offset + 1)

@@ -1,0 +1,193 @@
+"""The transaction coordinator on this node: `__transaction_state`, its loading, markers.
+
+`__transaction_state` is created the first time a client looks for a transaction coordinator
+or asks for a transactional producer id (as Kafka does): `transaction.state.log.num.partitions`
+partitions, compacted, with `transaction.state.log.segment.bytes` segments, and a replication
+factor capped at the number of brokers. Once it exists, transactional ids are placed by its
+real partition count.
+
+At start-up every partition of the topic this node leads is replayed into the core (the last
+record of each transactional id is its state); transactions found prepared get their markers
+written again. Markers are control batches appended by this node to the partitions it leads,
+with acks=all; a marker on a `__consumer_offsets` partition also settles the transaction's
+pending offsets in the group coordinator once it is durable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING
+
+from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.records import OFFSETS_TOPIC
+from odradek.coordinator.transaction.coordinator import TransactionCoordinator
+from odradek.coordinator.transaction.messages import Marker, TransactionConfig
+from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntime
+from odradek.metadata.controller import NewTopic
+from odradek.metadata.image import TopicImage
+from odradek.protocol.records import encode_batch
+from odradek.storage.producer_state import AppendOrigin
+from odradek.storage.txn_index import ControlRecordType, encode_end_transaction_marker
+
+if TYPE_CHECKING:
+    from odradek.server.node import Node
+
+logger = logging.getLogger(__name__)
+
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+
+
+def transaction_config(node: Node) -> TransactionConfig:
+    config = node.config
+    return TransactionConfig(
+        max_timeout_ms=config["transaction.max.timeout.ms"],
+        transactional_id_expiration_ms=config["transactional.id.expiration.ms"],
+        state_partitions=config["transaction.state.log.num.partitions"],
+        abort_timed_out_interval_ms=config[
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+        ],
+        remove_expired_interval_ms=config[
+            "transaction.remove.expired.transaction.cleanup.interval.ms"
+        ],
+    )
+
+
+def new_runtime(node: Node) -> TransactionCoordinatorRuntime:
+    core = TransactionCoordinator(
+        transaction_config(node),
+        node.producer_ids.take,
+        lambda group_id: node.group_coordinator.core.partition_for(group_id),
+    )
+    return TransactionCoordinatorRuntime(
+        core, node.clock, TransactionStateLog(node), LocalMarkerWriter(node), node.producer_ids
+    )
+
+
+class TransactionStateLog:
+    """`TransactionLog` over the partitions of `__transaction_state` this node leads."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def append(
+        self, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+    ) -> Awaitable[None]:
+        leader = self.node.replica_manager.leader(TRANSACTION_STATE_TOPIC, partition)
+        batch = encode_batch(
+            [(key, value, []) for key, value in records], timestamp_ms=self.node.clock.wall_ms()
+        )
+        leader.check_min_isr()
+        result = leader.append(memoryview(bytearray(batch)), AppendOrigin.COORDINATOR)
+        return leader.group_commit.wait_durable(result.last_offset + 1)
+
+
+class LocalMarkerWriter:
+    """`MarkerWriter` for partitions this node leads (every partition, on a single node)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def write(self, marker: Marker) -> None:
+        node = self.node
+        try:
+            leader = node.replica_manager.leader(marker.topic, marker.partition)
+        except KafkaError as exc:
+            if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and (
+                node.image.topic(marker.topic) is None
+            ):
+                return  # the topic was deleted: nothing is left to mark
+            raise
+        control_type = ControlRecordType.COMMIT if marker.commit else ControlRecordType.ABORT
+        batch = encode_end_transaction_marker(
+            control_type,
+            marker.coordinator_epoch,
+            producer_id=marker.producer_id,
+            producer_epoch=marker.producer_epoch,
+            timestamp_ms=node.clock.wall_ms(),
+        )
+        result = leader.append(memoryview(batch), AppendOrigin.COORDINATOR)
+        await leader.group_commit.wait_durable(result.last_offset + 1)
+        if marker.topic == OFFSETS_TOPIC:
+            groups = node.group_coordinator
+            groups.core.replay_end_transaction_marker(marker.producer_id, marker.commit)
+            groups.drive()
+
+
+def _place_ids_by(core: TransactionCoordinator, topic: TopicImage) -> None:
+    """Ids go to partitions by the topic's real partition count, whatever the config says."""
+    core.config = dataclasses.replace(core.config, state_partitions=len(topic.partitions))
+
+
+def load(node: Node, runtime: TransactionCoordinatorRuntime) -> None:
+    """Become the coordinator of every partition of `__transaction_state` on this node."""
+    topic = node.image.topic(TRANSACTION_STATE_TOPIC)
+    if topic is None:
+        return
+    core = runtime.core
+    _place_ids_by(core, topic)
+    for partition_id in sorted(topic.partitions):
+        try:
+            partition = node.replica_manager.leader(TRANSACTION_STATE_TOPIC, partition_id)
+        except KafkaError:
+            continue
+        core.begin_loading(partition_id, partition.leader_epoch)
+        latest: dict[bytes, bytes | None] = {}
+        for record in partition.log.replay_records(end_offset=partition.high_watermark):
+            if record.key is not None:
+                latest.pop(record.key, None)  # re-inserted last: replay in write order
+                latest[record.key] = record.value
+        for key, value in latest.items():
+            try:
+                core.replay(key, value)
+            except ValueError as exc:
+                logger.warning(
+                    "[TransactionCoordinator] skipping a record of %s-%d: %s",
+                    TRANSACTION_STATE_TOPIC,
+                    partition_id,
+                    exc,
+                )
+    core.finish_loading(node.clock.wall_ms())
+    logger.info("[TransactionCoordinator] loaded %d transactional ids", len(core.transactions))
+    runtime.drive()
+
+
+async def ensure_transaction_topic(node: Node, runtime: TransactionCoordinatorRuntime) -> None:
+    """Create `__transaction_state` if it does not exist yet, and take its partitions."""
+    if node.image.topic(TRANSACTION_STATE_TOPIC) is None:
+        await _create_transaction_topic(node)
+    if not runtime.core.coordinator_epochs:
+        load(node, runtime)
+
+
+async def _create_transaction_topic(node: Node) -> None:
+    config = node.config
+    replication = min(
+        config["transaction.state.log.replication.factor"], len(node.controller.broker_ids)
+    )
+    outcome = await node.create_topics(
+        [
+            NewTopic(
+                TRANSACTION_STATE_TOPIC,
+                config["transaction.state.log.num.partitions"],
+                replication,
+                {},
+                {
+                    "cleanup.policy": "compact",
+                    "segment.bytes": str(config["transaction.state.log.segment.bytes"]),
+                    "compression.type": "uncompressed",
+                    "min.insync.replicas": str(
+                        min(config["transaction.state.log.min.isr"], replication)
+                    ),
+                },
+            )
+        ],
+        ignore_existing=True,
+    )
+    created = outcome.get(TRANSACTION_STATE_TOPIC)
+    if isinstance(created, KafkaError):
+        raise KafkaError(
+            f"cannot create {TRANSACTION_STATE_TOPIC}: {created}",
+            ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        )
