@@ -1,8 +1,8 @@
 """Exactly-once consume-transform-produce under SIGKILL: txn_copier.py copies 100,000 keyed
 records from a 4-partition topic to another with send_offsets_to_transaction, committing every
-500 records, and is killed at random points (after a random number of its commits plus a
-random delay, so mostly in the middle of a transaction) at least 3 times and restarted with the
-same transactional.id. The read_committed output must equal the input partition by partition:
+500 records, and is killed 3 times at random points (after a random number of its commits plus
+a random delay, or between a random batch's writes and its commit) and restarted with the same
+transactional.id. The read_committed output must equal the input partition by partition:
 nothing lost, nothing twice, the order kept.
 
 The negative control runs the same copier without transactions (produce, flush, then commit
@@ -31,7 +31,6 @@ COPIER = Path(__file__).with_name("txn_copier.py")
 RECORDS = 100_000
 PARTITIONS = 4
 EVERY = 500
-KILLS = 3
 RUN_TIMEOUT_S = 120.0
 
 
@@ -60,9 +59,9 @@ class Copier:
         with self._changed:
             self._changed.notify_all()
 
-    def wait_for_commits(self, count: int, deadline: float) -> None:
+    def wait_for(self, event: str, count: int, deadline: float) -> None:
         with self._changed:
-            while sum(e["event"] == "committed" for e in self.events) < count:
+            while sum(e["event"] == event for e in self.events) < count:
                 if self.proc.poll() is not None and not self._reader.is_alive():
                     raise AssertionError(f"the copier exited early: {self.stderr()}")
                 assert time.monotonic() < deadline, "the copier made no progress in time"
@@ -114,18 +113,28 @@ def fill_input(bootstrap: str, topic: str) -> dict[int, list[bytes]]:
 def run_with_kills(
     bootstrap: str, source: str, mode: str, copiers: list[Copier], rng: random.Random
 ) -> str:
-    """Copy `source` to a new topic with `mode`, killing the copier KILLS times; the output
+    """Copy `source` to a new topic with `mode`, killing the copier 3 times; the output
     topic's name."""
     target = unique_topic(f"copy-{mode}")
     create_topic(bootstrap, target, PARTITIONS)
     args = [bootstrap, source, target, str(PARTITIONS), unique_topic("copier-group")]
     args += [unique_topic("copier-txn"), mode, str(EVERY)]
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    for _ in range(KILLS):
+    # Kills of three kinds: anywhere (a random delay after a random number of commits), just
+    # after a batch was handed to the producer (its records on their way), and just after they
+    # were acknowledged (not yet committed). One of each of the last two at least, so kills
+    # surely land between a batch's writes and its commit, where a copier without
+    # transactions duplicates and a transactional one must abort.
+    kinds = ["produced", "flushed", rng.choice(["anywhere", "produced", "flushed"])]
+    rng.shuffle(kinds)
+    for kind in kinds:
         copier = Copier(args)
         copiers.append(copier)
-        copier.wait_for_commits(rng.randint(1, 8), deadline)
-        time.sleep(rng.uniform(0.0, 0.15))
+        if kind == "anywhere":
+            copier.wait_for("committed", rng.randint(1, 8), deadline)
+            time.sleep(rng.uniform(0.0, 0.15))
+        else:
+            copier.wait_for(kind, rng.randint(1, 8), deadline)
         copier.kill()
     copier = Copier(args)
     copiers.append(copier)

@@ -13,8 +13,11 @@ input offsets (send_offsets_to_transaction); the fixed TRANSACTIONAL_ID fences a
 a killed instance left open; input is read read_committed. MODE `plain` (the negative control):
 produce, flush, then commit the offsets, so a kill between the two copies records twice.
 
-Prints one JSON object per line: {"event": "started"}, {"event": "committed", "copied": n}
-after each commit (n: records this process has committed), {"event": "done"}.
+Prints one JSON object per line: {"event": "started"}; {"event": "produced", "pending": n}
+once a batch is handed to the producer and {"event": "flushed", "pending": n} once its records
+are acknowledged, both before the batch is committed; {"event":
+"committed", "copied": n} after each commit (n: records this process has committed);
+{"event": "done"}.
 """
 
 from __future__ import annotations
@@ -76,15 +79,17 @@ def main() -> int:
 
     def commit() -> None:
         nonlocal pending, copied
+        emit("produced", pending=pending)
+        remaining = producer.flush(TIMEOUT_S)  # commit_transaction would flush them too
+        if remaining:
+            raise RuntimeError(f"{remaining} records not delivered")
+        emit("flushed", pending=pending)
         if transactional:
             producer.send_offsets_to_transaction(
                 positions(), consumer.consumer_group_metadata(), TIMEOUT_S
             )
             producer.commit_transaction(TIMEOUT_S)
         else:
-            remaining = producer.flush(TIMEOUT_S)
-            if remaining:
-                raise RuntimeError(f"{remaining} records not delivered")
             consumer.commit(offsets=positions(), asynchronous=False)
         copied += pending
         pending = 0
