@@ -122,7 +122,11 @@ def render_list(listings: Sequence[TransactionListing], out: Console) -> None:
         print_line(out, "No transactions.")
         return
     table = _table(
-        "TRANSACTIONAL-ID", "COORDINATOR", "PRODUCER-ID", "STATE", right=("COORDINATOR",)
+        "TRANSACTIONAL-ID",
+        "COORDINATOR",
+        "PRODUCER-ID",
+        "STATE",
+        right=("COORDINATOR", "PRODUCER-ID"),
     )
     for item in listings:
         table.add_row(
