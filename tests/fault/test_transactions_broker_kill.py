@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))  # the shared client helpers
 from confluent_kafka import KafkaError, KafkaException, Producer
-from kafka_helpers import TIMEOUT_S, consume_all, create_topic, unique_topic
+from kafka_helpers import TIMEOUT_S, consume_all, create_topic, produce, unique_topic
 from txn_requests import RawTransactions, retrying
 
 from odradek.common.errors import ErrorCode
@@ -209,3 +209,46 @@ def test_the_same_retry_without_a_producer_id_is_written_twice(broker_factory: A
     assert (first.error_code, retry.error_code) == (0, 0)
     assert retry.base_offset != first.base_offset
     assert read(b.bootstrap, topic, 1, "read_committed") == [b"plain", b"plain"]
+
+
+COPY_RECORDS = 20_000
+COPY_PARTITIONS = 4
+
+
+def test_a_transactional_copier_copies_exactly_once_across_broker_kills(
+    broker_factory, tmp_path: Path
+) -> None:
+    """txn_copier.py (see test_transactions_copier.py) copies 20,000 records while its broker
+    is SIGKILLed twice in the middle and restarted: the coordinator reloads
+    `__transaction_state`, finishes or aborts what was in flight, and the group's pending
+    transactional offsets come back with `__consumer_offsets`. The read_committed output
+    equals the input, partition by partition."""
+    from test_transactions_copier import Copier, read_output
+
+    b = broker_factory()
+    source, target = unique_topic("kill-copy-in"), unique_topic("kill-copy-out")
+    create_topic(b.bootstrap, source, COPY_PARTITIONS)
+    create_topic(b.bootstrap, target, COPY_PARTITIONS)
+    records = (
+        {"key": f"k{i % 31}".encode(), "value": f"{i}".encode()} for i in range(COPY_RECORDS)
+    )
+    deliveries = produce(b.bootstrap, source, records, **{"enable.idempotence": True}).ok()
+    expected: dict[int, list[bytes]] = {p: [] for p in range(COPY_PARTITIONS)}
+    for d in sorted(deliveries, key=lambda d: (d.partition, d.offset)):
+        expected[d.partition].append(d.value or b"")
+
+    args = [b.bootstrap, source, target, str(COPY_PARTITIONS), unique_topic("kill-copy-group")]
+    args += [unique_topic("kill-copy-txn"), "txn", "200"]
+    copier = Copier(args)
+    try:
+        deadline = time.monotonic() + 120
+        for commits in (3, 10):
+            copier.wait_for("committed", commits, deadline)
+            b.kill()
+            b.start()
+        copier.finish(max(1.0, deadline - time.monotonic()))
+    finally:
+        copier.close()
+    output = read_output(b.bootstrap, target)
+    for partition in range(COPY_PARTITIONS):
+        assert output[partition] == expected[partition], f"partition {partition} differs"

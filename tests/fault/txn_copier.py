@@ -17,7 +17,8 @@ Prints one JSON object per line: {"event": "started"}; {"event": "produced", "pe
 once a batch is handed to the producer and {"event": "flushed", "pending": n} once its records
 are acknowledged, both before the batch is committed; {"event":
 "committed", "copied": n} after each commit (n: records this process has committed);
-{"event": "done"}.
+{"event": "aborted", "error": name} when a batch could not be committed and was aborted, to
+be copied again; {"event": "done"}.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ def main() -> int:
     ]
     partitions, every = int(partitions_arg), int(every_arg)
     transactional = mode == "txn"
-    producer_config: dict[str, Any] = {"bootstrap.servers": bootstrap, "linger.ms": 5}
+    producer_config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 5,
+        # When its only broker restarts, librdkafka's re-bootstrap decommissions the cached group
+        # coordinator and send_offsets_to_transaction then waits forever, past its timeout
+        # (confluentinc/librdkafka#5511, #5456); without it the client reconnects.
+        "metadata.recovery.strategy": "none",
+    }
     if transactional:
         producer_config["transactional.id"] = transactional_id
     producer = Producer(producer_config)
@@ -61,13 +69,15 @@ def main() -> int:
         }
     )
     wanted = [TP(source, p) for p in range(partitions)]
-    committed = consumer.committed(wanted, timeout=TIMEOUT_S)
-    consumer.assign(
-        [
-            TP(source, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-            for tp in committed
-        ]
-    )
+
+    def rewind() -> None:
+        """Read again from the committed offsets: at start, and after an aborted batch."""
+        committed = consumer.committed(wanted, timeout=TIMEOUT_S)
+        consumer.assign(
+            [TP(source, tp.partition, max(tp.offset, OFFSET_BEGINNING)) for tp in committed]
+        )
+
+    rewind()
     emit("started")
 
     copied = 0
@@ -85,10 +95,20 @@ def main() -> int:
             raise RuntimeError(f"{remaining} records not delivered")
         emit("flushed", pending=pending)
         if transactional:
-            producer.send_offsets_to_transaction(
-                positions(), consumer.consumer_group_metadata(), TIMEOUT_S
-            )
-            producer.commit_transaction(TIMEOUT_S)
+            try:
+                producer.send_offsets_to_transaction(
+                    positions(), consumer.consumer_group_metadata(), TIMEOUT_S
+                )
+                producer.commit_transaction(TIMEOUT_S)
+            except KafkaException as exc:
+                # A broker restart can cost the transaction: abort it and copy the batch again.
+                if not exc.args[0].txn_requires_abort():
+                    raise
+                producer.abort_transaction(TIMEOUT_S)
+                rewind()
+                pending = 0
+                emit("aborted", error=exc.args[0].name())
+                return
         else:
             consumer.commit(offsets=positions(), asynchronous=False)
         copied += pending
@@ -105,10 +125,11 @@ def main() -> int:
             continue
         error = msg.error()
         if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
+            if error.fatal():
                 raise KafkaException(error)
-            at_end.add(msg.partition())
-            continue
+            if error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition())
+            continue  # other errors (a broker restarting) are retried by the client
         at_end.discard(msg.partition())
         if transactional and pending == 0:
             producer.begin_transaction()
