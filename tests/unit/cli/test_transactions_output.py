@@ -17,7 +17,11 @@ from kio.schema.describe_transactions.v0.response import (
 from kio.serial import entity_writer
 from rich.console import Console
 
-from odradek.cli.broker_requests import decode_describe_transactions, parse_bootstrap
+from odradek.cli.broker_requests import (
+    check_plaintext,
+    decode_describe_transactions,
+    parse_bootstrap,
+)
 from odradek.cli.client_options import ClientError
 from odradek.cli.transaction_views import (
     TransactionDescription,
@@ -109,6 +113,13 @@ def test_bootstrap_servers_parse() -> None:
     assert parse_bootstrap("a:1, [::1]:9092") == [("a", 1), ("::1", 9092)]
     with pytest.raises(ClientError):
         parse_bootstrap("no-port")
+
+
+def test_only_plaintext_listeners() -> None:
+    check_plaintext({})
+    check_plaintext({"security.protocol": "PLAINTEXT"})
+    with pytest.raises(ClientError, match="SASL_SSL is not supported"):
+        check_plaintext({"security.protocol": "sasl_ssl"})
 
 
 def test_views_render_rows_and_json() -> None:
