@@ -14,7 +14,6 @@ from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
 
-
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
