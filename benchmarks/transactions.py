@@ -96,7 +96,7 @@ def commits(bootstrap: str, count: int) -> dict[str, float]:
     producer.init_transactions(30)
     times: list[float] = []
     started = time.perf_counter()
-    for i in range(count):
+    for _ in range(count):
         begin = time.perf_counter()
         producer.begin_transaction()
         producer.produce(topic, value=b"a", partition=0)
