@@ -76,6 +76,12 @@ class CleaningResult:
     stats: CleanerStats
 
 
+@dataclass(slots=True)
+class _OngoingAbort:
+    aborted: AbortedTxn
+    data_seen: bool = False  # a batch of it was met (and removed) in this cleaning
+
+
 class _TransactionState:
     """Kafka's CleanedTransactionMetadata: which batches are aborted data and which markers
     close a transaction no data of which is left, walking a log in offset order."""
@@ -83,8 +89,7 @@ class _TransactionState:
     def __init__(self) -> None:
         self._pending: list[AbortedTxn] = []
         self._seen: set[tuple[int, int]] = set()
-        # producer id -> (aborted transaction, whether a batch of it was seen in this pass)
-        self._ongoing_aborted: dict[int, list[AbortedTxn | bool]] = {}
+        self._ongoing_aborted: dict[int, _OngoingAbort] = {}  # by producer id
         self._ongoing_committed: set[int] = set()
         self.cleaned_index: LogSegment | None = None
 
@@ -97,7 +102,7 @@ class _TransactionState:
         pending = self._pending
         while pending and pending[0].first_offset <= offset:
             aborted = pending.pop(0)
-            self._ongoing_aborted[aborted.producer_id] = [aborted, False]
+            self._ongoing_aborted[aborted.producer_id] = _OngoingAbort(aborted)
 
     def on_data_batch(
         self, producer_id: int, transactional: bool, last_offset: int, empty: bool = False
@@ -109,7 +114,7 @@ class _TransactionState:
         ongoing = self._ongoing_aborted.get(producer_id)
         if ongoing is not None:
             if not empty:  # an emptied batch kept for its header holds none of its data
-                ongoing[1] = True
+                ongoing.data_seen = True
             return True
         self._ongoing_committed.add(producer_id)
         return False
@@ -120,13 +125,11 @@ class _TransactionState:
         self._consume_up_to(last_offset)
         if control_type == ControlRecordType.ABORT:
             ongoing = self._ongoing_aborted.pop(producer_id, None)
-            if ongoing is not None and ongoing[1]:
+            if ongoing is not None and ongoing.data_seen:
                 # Data of it was seen (and is removed now): keep the marker one more pass, and
                 # the aborted transaction in the new segment's index.
-                aborted = ongoing[0]
-                assert isinstance(aborted, AbortedTxn)
                 if self.cleaned_index is not None:
-                    self.cleaned_index.txn_index.append(aborted)
+                    self.cleaned_index.txn_index.append(ongoing.aborted)
                 return False
             return True
         if control_type == ControlRecordType.COMMIT:
@@ -183,7 +186,7 @@ class Cleaner:
         self._should_stop = should_stop or (lambda: False)
 
     def _check_not_aborted(self, log: Log) -> None:
-        if log.cleaning_aborted or self._should_stop():
+        if log.cleaning_aborted or log.cleaning_interrupted or self._should_stop():
             raise CleaningAbortedError(f"cleaning of {log.topic}-{log.partition} was aborted")
 
     def clean(

@@ -81,6 +81,7 @@ def log_to_clean(
     config = log.config
     log_start = log.log_start_offset
     first_dirty = checkpoint if checkpoint is not None else log_start
+    first_dirty = min(first_dirty, log.truncated_to)  # what a truncation cut is dirty again
     if first_dirty < log_start or first_dirty > log.log_end_offset:
         first_dirty = log_start
     segments = log.segments
@@ -171,6 +172,10 @@ class LogCleanerManager:
                 if key in self._in_progress:
                     continue
             checkpoint = self.checkpoint_of(key)
+            if checkpoint is not None and log.truncated_to < checkpoint:
+                with self._lock:
+                    self._checkpoints[key] = checkpoint = log.truncated_to
+            log.truncated_to = 2**63 - 1
             found.append(log_to_clean(key, log, checkpoint, now_ms, self._high_watermark(key, log)))
         return found
 

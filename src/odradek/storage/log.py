@@ -39,6 +39,7 @@ import logging
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +227,10 @@ class Log:
         # Held by the log cleaner while it cleans this log; `abort_cleaning` asks it to stop.
         self.cleaning_lock = threading.Lock()
         self.cleaning_aborted = False
+        self.cleaning_interrupted = False
+        # The lowest log end a truncation left since the cleaner last looked (its checkpoint
+        # must not stay above it); the cleaner resets it.
+        self.truncated_to = 2**63 - 1
 
     def __repr__(self) -> str:
         return (
@@ -759,7 +764,7 @@ class Log:
     def truncate_to(self, offset: int) -> None:
         """Remove everything at and after `offset` (whole batches: a batch straddling
         `offset` goes too, so log_end_offset may end up below `offset`)."""
-        with self._flush_lock, self._lock:
+        with self._cleaning_interrupted(), self._flush_lock, self._lock:
             if offset >= self._log_end_offset:
                 return
             while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
@@ -786,6 +791,7 @@ class Log:
             self._log_end_offset = self._segments[-1].next_offset
             self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
             self._recovery_point = min(self._recovery_point, self._log_end_offset)
+            self.truncated_to = min(self.truncated_to, self._log_end_offset)
             logger.info("%s truncated to offset %d", self._prefix, self._log_end_offset)
         # What producers wrote above the new end is gone: rebuild their state from below it.
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
@@ -838,7 +844,7 @@ class Log:
         """Move the log start offset up to `offset` (DeleteRecords, retention) and delete the
         segments that then hold nothing a reader may ask for; returns the new log start offset.
         """
-        with self._flush_lock, self._lock:
+        with self._cleaning_interrupted(), self._flush_lock, self._lock:
             if offset > self._log_end_offset:
                 raise OffsetOutOfRangeError(
                     f"offset {offset} is above the log end offset {self._log_end_offset}"
@@ -926,6 +932,15 @@ class Log:
         if first_unstable is None or first_unstable > high_watermark:
             return high_watermark
         return first_unstable
+
+    @contextmanager
+    def _cleaning_interrupted(self) -> Iterator[None]:
+        """Stop a cleaning in progress (it is tried again later) while segments are removed
+        from under it: it reads them without the log's lock. Taken before `_flush_lock`."""
+        self.cleaning_interrupted = True
+        with self.cleaning_lock:
+            self.cleaning_interrupted = False
+            yield
 
     def abort_cleaning(self) -> None:
         """Stop a cleaning of this log in progress (its cleaned files are dropped) and keep

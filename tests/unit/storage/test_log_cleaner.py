@@ -5,6 +5,8 @@ LogCleanerManager rules)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from storage_helpers import open_log, read_all
 from odradek.common.clock import FakeClock
 from odradek.common.errors import InvalidRecordError, KafkaError, StorageError
 from odradek.protocol import records
-from odradek.storage.cleaner import group_segments
+from odradek.storage.cleaner import CleaningAbortedError, group_segments
 from odradek.storage.cleaner_batches import ATTR_DELETE_HORIZON
 from odradek.storage.cleaner_manager import log_to_clean
 from odradek.storage.fileio import LossyFileIO
@@ -352,3 +354,72 @@ def test_min_compaction_lag_keeps_recent_segments_dirty_and_max_lag_forces_a_cle
     recent = next(s for s in log.segments if s.max_timestamp == NOW)
     assert chosen.first_uncleanable_offset == recent.base_offset
     assert chosen.needs_compaction_now
+
+
+# --- cleaning next to retention and truncation ----------------------------------------------
+
+
+class PausingReads(LossyFileIO):
+    """Holds the cleaner thread's first read of a .log file until `resume` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cleaner_thread: int | None = None
+        self.reading = threading.Event()
+        self.resume = threading.Event()
+
+    def pread(self, handle: int, size: int, position: int) -> bytes:
+        if threading.get_ident() == self.cleaner_thread and not self.resume.is_set():
+            self.reading.set()
+            assert self.resume.wait(10)
+        return super().pread(handle, size, position)
+
+
+def test_retention_during_a_cleaning_stops_it_and_deletes_what_it_read(clock: FakeClock) -> None:
+    fileio = PausingReads()
+    log = open_log(DIR, fileio, clock, compacted(cleanup_policy=("compact", "delete")))
+    latest = fill(log, versions=6, keys=2)
+    outcome: list[BaseException | int] = []
+
+    def cleaning() -> None:
+        fileio.cleaner_thread = threading.get_ident()
+        try:
+            outcome.append(clean(log, NOW).end_offset)
+        except BaseException as exc:  # reported to the test below
+            outcome.append(exc)
+
+    cleaner = threading.Thread(target=cleaning)
+    cleaner.start()
+    assert fileio.reading.wait(10)
+    retention = threading.Thread(
+        target=log.delete_records_before, args=(log.segments[1].base_offset,)
+    )
+    retention.start()
+    deadline = time.monotonic() + 10
+    while not log.cleaning_interrupted:  # retention now waits for the cleaner to let go
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    fileio.resume.set()
+    cleaner.join(10)
+    retention.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], CleaningAbortedError)
+    assert log.log_start_offset == log.segments[0].base_offset > 0
+    # Nothing was swapped; the next cleaning runs as usual.
+    assert not [n for n in fileio.list_dir(DIR) if n.endswith((".cleaned", ".swap"))]
+    clean(log, NOW)
+    assert latest_by_key(log) == latest
+
+
+def test_a_truncation_below_the_checkpoint_makes_the_cut_part_dirty_again(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    log = open_log(DIR, fileio, clock, compacted())
+    fill(log, versions=6, keys=2)
+    result = clean(log, NOW)
+    log.truncate_to(result.end_offset - 2)
+    cut = log.log_end_offset
+    assert cut <= result.end_offset - 2
+    fill(log, versions=4, keys=2)  # the log grows past the old checkpoint again
+    key = (log.topic, log.partition)
+    chosen = log_to_clean(key, log, result.end_offset, NOW, log.log_end_offset)
+    assert chosen.first_dirty_offset <= cut
