@@ -423,3 +423,29 @@ def test_a_truncation_below_the_checkpoint_makes_the_cut_part_dirty_again(
     key = (log.topic, log.partition)
     chosen = log_to_clean(key, log, result.end_offset, NOW, log.log_end_offset)
     assert chosen.first_dirty_offset <= cut
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4], ids=["gzip", "snappy", "lz4", "zstd"])
+def test_a_compressed_batch_is_rebuilt_with_its_codec(
+    fileio: LossyFileIO, clock: FakeClock, codec: int
+) -> None:
+    log = open_log(DIR, fileio, clock, compacted(segment_batches=2))
+    pairs: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = [
+        (b"a", b"old", []),
+        (b"b", b"kept", [("h", b"1")]),
+        (b"a", b"new", []),
+        (b"c", None, []),
+    ]
+    batch = bytearray(records.encode_batch(pairs, timestamp_ms=NOW, compression=codec))
+    log.append_as_leader(batch, leader_epoch=0)
+    fill(log, versions=4, keys=1)
+    clean(log, NOW)
+    first = read_all(log)
+    header = records.read_header(first)
+    assert header.compression == codec
+    kept = records.decode_records(first[: header.size])[1]
+    assert [(r.offset, r.key, r.value, r.headers) for r in kept] == [
+        (1, b"b", b"kept", (("h", b"1"),)),
+        (2, b"a", b"new", ()),
+        (3, b"c", None, ()),
+    ]
