@@ -22,7 +22,7 @@ from cleaner_helpers import (
 from storage_helpers import open_log, read_all
 
 from odradek.common.clock import FakeClock
-from odradek.common.errors import InvalidRecordError, KafkaError, StorageError
+from odradek.common.errors import InvalidConfigError, InvalidRecordError, KafkaError, StorageError
 from odradek.protocol import records
 from odradek.storage.cleaner import CleaningAbortedError, group_segments
 from odradek.storage.cleaner_batches import ATTR_DELETE_HORIZON
@@ -449,3 +449,12 @@ def test_a_compressed_batch_is_rebuilt_with_its_codec(
         (2, b"a", b"new", ()),
         (3, b"c", None, ()),
     ]
+
+
+def test_compaction_configs_are_checked_as_kafka_checks_them() -> None:
+    with pytest.raises(InvalidConfigError, match=r"min\.cleanable\.dirty\.ratio"):
+        LogConfig(min_cleanable_dirty_ratio=1.5)
+    with pytest.raises(InvalidConfigError, match=r"min\.compaction\.lag\.ms"):
+        LogConfig(min_compaction_lag_ms=10, max_compaction_lag_ms=5)
+    assert LogConfig(cleanup_policy=("compact", "delete")).compact
+    assert not LogConfig().compact
