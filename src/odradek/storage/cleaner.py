@@ -248,9 +248,17 @@ class Cleaner:
         return reached
 
     def _batches(self, log: Log, segment: LogSegment) -> Iterator[tuple[BatchHeader, memoryview]]:
+        """The segment's batches; raises CorruptRecordError unless they fill it to its size
+        (a cleaned copy must never end short of what it replaces)."""
+        read = 0
         for header, batch in segment.iter_batches(self.io_buffer_bytes):
             self._check_not_aborted(log)
+            read += header.size
             yield header, batch
+        if read != segment.size:
+            raise CorruptRecordError(
+                f"{segment.log_path}: batches end at position {read} of {segment.size}"
+            )
 
     def _clean_group(
         self,

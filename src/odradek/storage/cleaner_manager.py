@@ -17,7 +17,8 @@ For each log with cleanup.policy `compact` (alone or with `delete`):
   segment's first batch is older than max.compaction.lag.ms and there is something to clean
   (KIP-354). The filthiest due log is cleaned first.
 
-A log being cleaned is not handed out again until `done` or `release`.
+A log being cleaned is not handed out again until `done` or `release`; a log whose cleaning
+failed (not merely aborted) is not handed out again until the broker restarts.
 """
 
 from __future__ import annotations
@@ -133,6 +134,9 @@ class LogCleanerManager:
         self._checkpoints: dict[TopicPartition, int] = {}
         self._loaded: set[Path] = set()
         self._in_progress: set[TopicPartition] = set()
+        # Logs whose cleaning failed on something other than an abort (a corrupt batch): left
+        # alone until the broker restarts, as Kafka's uncleanable partitions are.
+        self.uncleanable: set[TopicPartition] = set()
         self._lock = threading.Lock()
 
     def _checkpoint_path(self, log_dir: Path) -> Path:
@@ -169,7 +173,7 @@ class LogCleanerManager:
             if log_dir is None or not self.log_manager.is_online(log_dir):
                 continue
             with self._lock:
-                if key in self._in_progress:
+                if key in self._in_progress or key in self.uncleanable:
                     continue
             checkpoint = self.checkpoint_of(key)
             if checkpoint is not None and log.truncated_to < checkpoint:
@@ -199,9 +203,12 @@ class LogCleanerManager:
             self._in_progress.add(chosen.topic_partition)
         return chosen
 
-    def release(self, topic_partition: TopicPartition) -> None:
+    def release(self, topic_partition: TopicPartition, *, failed: bool = False) -> None:
+        """The log is no longer being cleaned; with `failed`, it is not cleaned again."""
         with self._lock:
             self._in_progress.discard(topic_partition)
+            if failed:
+                self.uncleanable.add(topic_partition)
 
     def done(self, topic_partition: TopicPartition, end_offset: int) -> None:
         """Record that the log is clean below `end_offset` and write its dir's checkpoint."""

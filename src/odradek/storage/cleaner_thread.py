@@ -90,6 +90,10 @@ class LogCleaner:
             logger.info("cleaning of %s-%d stopped: %s", *key, exc)
             self.manager.release(key)
             return None
+        except Exception:
+            logger.exception("cleaning %s-%d failed; it is not cleaned again until a restart", *key)
+            self.manager.release(key, failed=True)
+            return None
         except BaseException:
             self.manager.release(key)
             raise

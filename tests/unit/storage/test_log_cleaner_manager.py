@@ -138,3 +138,21 @@ def test_the_threads_clean_in_the_background_and_stop() -> None:
         cleaner.stop()
     assert not [t for t in threads if t.is_alive()]
     assert len(records_of(log)) < 20
+
+
+def test_a_corrupt_segment_is_left_as_it_is_and_the_log_is_not_tried_again() -> None:
+    fileio, clock = LossyFileIO(), FakeClock(wall_ms=NOW)
+    logs = manager_with(fileio, clock)
+    log = logs.get_or_create("corrupt", 0, COMPACTED)
+    fill(log, versions=10)
+    segment = log.segments[1]
+    data = fileio._files[segment.log_path].data  # the bytes on "disk"
+    data[8:12] = (2**31 - 1).to_bytes(4, "big")  # the first batch's length runs off the file
+    before = [(s.base_offset, s.size) for s in log.segments]
+    manager = LogCleanerManager(logs)
+    cleaner = LogCleaner(manager, CleanerConfig(dedupe_buffer_size=1 << 20), clock)
+    assert cleaner.clean_once() is None
+    assert manager.uncleanable == {("corrupt", 0)}
+    assert [(s.base_offset, s.size) for s in log.segments] == before
+    assert not [n for n in fileio.list_dir(log.directory) if n.endswith((".cleaned", ".swap"))]
+    assert manager.grab_filthiest_log(NOW) is None
