@@ -8,6 +8,9 @@ wrapper message with the same codec holding all its records (relative inner offs
 1, absolute for magic 0; the wrapper carries the last offset and the max timestamp). A
 LogAppendTime batch keeps that timestamp type (magic 1) and its append time.
 
+A zstd batch cannot be expressed in v0/v1: the partition gets UNSUPPORTED_COMPRESSION_TYPE
+when the read starts with one (what comes before it is returned first), as Kafka answers.
+
 Size: the set is cut at the last whole message within `max_bytes`. When not even the first
 fits, a reader that may exceed the limit (Fetch v3, KIP-74) gets it whole; an older one gets
 its first `max_bytes` bytes, a partial message, which old clients read as "message larger than
@@ -16,6 +19,7 @@ the fetch size" just as with Kafka. Only the conversion paths run this.
 
 from __future__ import annotations
 
+from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.compression import CompressionType
 from odradek.protocol.legacy_records import (
     ATTR_LOG_APPEND_TIME,
@@ -53,7 +57,7 @@ def _convert_batch(batch: memoryview, to_magic: int, fetch_offset: int) -> list[
             codec | timestamp_attribute,
             wrapper_timestamp,
             None,
-            compress_message_set(codec, inner),
+            compress_message_set(codec, inner, to_magic),
         )
     ]
 
@@ -81,6 +85,15 @@ def down_convert(
         position += size
         if header.is_control:
             continue
+        if header.compression == CompressionType.ZSTD:
+            # v0/v1 have no zstd (Kafka: UNSUPPORTED_COMPRESSION_TYPE). What precedes the
+            # batch is returned first, so a reader gets the error only where it is stuck.
+            if out:
+                break
+            raise KafkaError(
+                "Down-conversion of zstandard-compressed batches is not supported",
+                ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+            )
         if header.magic < 2:  # cannot happen (the log stores v2 only); passed on unchanged
             entries = [bytes(batch)]
         else:

@@ -126,7 +126,10 @@ def inner_messages(wrapper: LegacyMessage) -> list[LegacyMessage]:
         raise InvalidRecordError(
             f"Found invalid compressed record set with null value (magic = {wrapper.magic})"
         )
-    inner = list(iter_messages(decompress(wrapper.compression, wrapper.value)))
+    value = wrapper.value
+    if wrapper.magic == 0 and wrapper.compression == CompressionType.LZ4:
+        value = _fix_lz4_header_checksum(value)
+    inner = list(iter_messages(decompress(wrapper.compression, value)))
     if not inner:
         raise InvalidRecordError("Found invalid compressed record set with no inner records")
     for message in inner:
@@ -180,14 +183,84 @@ def encode_message(
     return struct.pack(">qiI", offset, len(body) + 4, crc) + body
 
 
-def compress_message_set(codec: int, data: bytes) -> bytes:
-    """A wrapper's value: snappy in xerial framing (what every old client reads), others as
-    Kafka's Java client writes them."""
-    if codec != CompressionType.SNAPPY:
-        return compress(codec, data)
-    out = bytearray(_XERIAL_HEADER)
-    for start in range(0, len(data), _XERIAL_BLOCK):
-        block = compress(codec, data[start : start + _XERIAL_BLOCK])
-        out += _INT32.pack(len(block))
-        out += block
+def compress_message_set(codec: int, data: bytes, magic: int = 1) -> bytes:
+    """A wrapper's value as Kafka's Java client writes it, which is what old clients read:
+    snappy in xerial framing, lz4 as a frame of independent 64 KiB blocks (old readers such
+    as Kafka's own and kafka-go's refuse linked blocks), gzip as is."""
+    if codec == CompressionType.SNAPPY:
+        out = bytearray(_XERIAL_HEADER)
+        for start in range(0, len(data), _XERIAL_BLOCK):
+            block = compress(codec, data[start : start + _XERIAL_BLOCK])
+            out += _INT32.pack(len(block))
+            out += block
+        return bytes(out)
+    if codec == CompressionType.LZ4:
+        return _lz4_frame(data)
+    return compress(codec, data)
+
+
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+_LZ4_DESCRIPTOR = b"\x60\x40"  # version 1, independent blocks, no checksums; 64 KiB blocks
+_LZ4_BLOCK = 64 * 1024
+_MASK = 0xFFFFFFFF
+_PRIME1, _PRIME2, _PRIME3, _PRIME4, _PRIME5 = (
+    2654435761,
+    2246822519,
+    3266489917,
+    668265263,
+    374761393,
+)
+
+
+def _rotl(value: int, bits: int) -> int:
+    return ((value << bits) | (value >> (32 - bits))) & _MASK
+
+
+def _xxh32_short(data: bytes) -> int:
+    """xxHash32 (seed 0) of fewer than 16 bytes: the LZ4 frame header checksum."""
+    h = (_PRIME5 + len(data)) & _MASK
+    position = 0
+    while position + 4 <= len(data):
+        lane = int.from_bytes(data[position : position + 4], "little")
+        h = (_rotl((h + lane * _PRIME3) & _MASK, 17) * _PRIME4) & _MASK
+        position += 4
+    for byte in data[position:]:
+        h = (_rotl((h + byte * _PRIME5) & _MASK, 11) * _PRIME1) & _MASK
+    h = ((h ^ (h >> 15)) * _PRIME2) & _MASK
+    h = ((h ^ (h >> 13)) * _PRIME3) & _MASK
+    return h ^ (h >> 16)
+
+
+def _fix_lz4_header_checksum(frame: bytes) -> bytes:
+    """Kafka ignores the LZ4 header checksum of magic 0, where clients wrote it computed
+    over the frame magic too (KAFKA-3160); set the right one so the frame decodes."""
+    if len(frame) < 7 or frame[:4] != _LZ4_MAGIC:
+        return frame  # not a frame: decompression reports it
+    flags = frame[4]
+    end = 6 + (8 if flags & 0x08 else 0) + (4 if flags & 0x01 else 0)
+    if len(frame) <= end:
+        return frame
+    checksum = (_xxh32_short(frame[4:end]) >> 8) & 0xFF
+    return frame[:end] + bytes([checksum]) + frame[end + 1 :]
+
+
+def _lz4_frame(data: bytes) -> bytes:
+    # Kafka writes magic 0 frames with the header checksum computed over the frame magic too
+    # (KAFKA-3160), which Java clients before 0.10 checked; sarama and other LZ4 libraries
+    # reject it, while every reader that knows of it (Kafka 0.10+, librdkafka) ignores or
+    # repairs it. So the checksum is the right one, for magic 0 as well.
+    out = bytearray(_LZ4_MAGIC + _LZ4_DESCRIPTOR)
+    out.append((_xxh32_short(_LZ4_DESCRIPTOR) >> 8) & 0xFF)
+    import cramjam  # imported on first use, as compression.py does
+
+    for start in range(0, len(data), _LZ4_BLOCK):
+        chunk = data[start : start + _LZ4_BLOCK]
+        block = bytes(cramjam.lz4.compress_block(chunk, store_size=False))
+        if len(block) >= len(chunk):
+            out += struct.pack("<I", len(chunk) | 0x80000000)  # stored uncompressed
+            out += chunk
+        else:
+            out += struct.pack("<I", len(block))
+            out += block
+    out += b"\x00\x00\x00\x00"  # end mark
     return bytes(out)

@@ -11,7 +11,7 @@ import zlib
 import cramjam
 import pytest
 
-from odradek.common.errors import CorruptRecordError, InvalidRecordError
+from odradek.common.errors import CorruptRecordError, ErrorCode, InvalidRecordError, KafkaError
 from odradek.protocol.down_convert import down_convert
 from odradek.protocol.records import decode_records, encode_batch
 from odradek.protocol.up_convert import up_convert
@@ -253,6 +253,7 @@ def test_compressed_batch_becomes_one_wrapper_with_its_codec(codec: int, magic: 
     elif codec == GZIP:
         inner_bytes = gzip.decompress(value)
     else:
+        assert value[4] & 0x20  # independent blocks: Kafka's and kafka-go's readers need them
         inner_bytes = bytes(cramjam.lz4.decompress(value))
     inner = read_messages(inner_bytes)
     # Kafka keeps every record of a compressed batch; magic 1 inner offsets are relative
@@ -269,6 +270,25 @@ def test_control_batches_are_dropped_and_transactional_ones_converted() -> None:
     control = stored([b"\x00\x00\x00\x00"], base_offset=1, producer_id=7, attributes=0x30)
     out = read_messages(down_convert(transactional + control, 1, 0, 1 << 20, min_one_message=True))
     assert [(m[0], m[5]) for m in out] == [(0, b"t")]
+
+
+def test_zstd_batch_is_unsupported_compression_type_where_the_read_starts() -> None:
+    zstd = stored([b"z"], base_offset=1, codec=4)
+    with pytest.raises(KafkaError) as raised:
+        down_convert(zstd, 1, 1, 1 << 20, min_one_message=True)
+    assert raised.value.code == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    out = read_messages(down_convert(stored([b"a"], 0) + zstd, 1, 0, 1 << 20, min_one_message=True))
+    assert [m[5] for m in out] == [b"a"]
+
+
+def test_magic0_lz4_with_kafkas_old_header_checksum_is_read() -> None:
+    inner = message(5, b"k", b"v", magic=0)
+    frame = bytearray(cramjam.lz4.compress(inner))
+    flags = frame[4]
+    assert not flags & 0x09  # no content size or dictionary id: the checksum is byte 6
+    frame[6] ^= 0x5A  # a checksum computed over other bytes (KAFKA-3160)
+    data = message(5, None, bytes(frame), magic=0, attributes=LZ4)
+    assert records_of(bytes(up_convert(data))) == [(0, -1, b"k", b"v")]
 
 
 def test_log_append_time_batch_keeps_its_timestamp_type() -> None:

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
 	"os"
 	"strconv"
 	"time"
@@ -86,6 +87,7 @@ func consume(bootstrap, topic, group string, count int) {
 		MaxBytes:       1 << 20,
 		MaxWait:        200 * time.Millisecond,
 		SessionTimeout: 10 * time.Second,
+		ErrorLogger:    log.New(os.Stderr, "kafka-go: ", log.LstdFlags),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
