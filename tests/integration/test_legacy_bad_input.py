@@ -92,6 +92,10 @@ class Wire:
 
     def produce(self, version: int, topic: str, records: bytes) -> tuple[int, int]:
         """(error_code, base_offset) of a one-partition Produce v0-v2."""
+        return self.produce_v2(version, topic, records)[:2]
+
+    def produce_v2(self, version: int, topic: str, records: bytes) -> tuple[int, int, int]:
+        """(error_code, base_offset, log_append_time or -1 before v2)."""
         self.correlation_id += 1
         self.sock.sendall(produce_request(version, self.correlation_id, topic, records))
         response = self.frame()
@@ -100,7 +104,10 @@ class Wire:
         (name_length,) = struct.unpack_from(">h", response, position)
         position += 2 + name_length + 4
         _, error_code, base_offset = struct.unpack_from(">ihq", response, position)
-        return error_code, base_offset
+        log_append_time = -1
+        if version >= 2:
+            (log_append_time,) = struct.unpack_from(">q", response, position + 14)
+        return error_code, base_offset, log_append_time
 
     def fetch(
         self, version: int, topic: str, offset: int, max_bytes: int = 1 << 20
@@ -207,6 +214,30 @@ def test_produce_v0_to_v2_are_acknowledged_and_fetch_v0_to_v3_read_them(
         (2, b"k2", b"v2", TS + 2),
         (3, None, b"v3", TS + 3),
     ]
+
+
+def test_log_append_time_topic_stamps_old_producers_records(broker, wire) -> None:
+    topic = unique_topic("legacy-append-time")
+    create_topic(broker.bootstrap, topic, **{"message.timestamp.type": "LogAppendTime"})
+    w = wire()
+    error_code, base_offset, append_time = w.produce_v2(2, topic, message(0, b"k", b"v"))
+    assert (error_code, base_offset) == (NONE_ERROR, 0) and append_time > TS
+    assert w.produce_v2(1, topic, message(0, b"k", b"v"))[2] == -1  # v1 has no such field
+    _, _, records = w.fetch(2, topic, 0)
+    (first_offset, first_attributes, first_timestamp) = entry_heads(records)[0]
+    assert first_attributes & 0x08 and (first_offset, first_timestamp) == (0, append_time)
+
+
+def entry_heads(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, attributes, timestamp) of each magic 1 entry."""
+    out = []
+    pos = 0
+    while pos + 12 <= len(data):
+        offset, size = struct.unpack_from(">qi", data, pos)
+        _, attributes, timestamp = struct.unpack_from(">bbq", data, pos + 16)
+        out.append((offset, attributes, timestamp))
+        pos += 12 + size
+    return out
 
 
 def test_fetch_v3_max_bytes_cuts_whole_messages_but_returns_a_first_larger_one(
