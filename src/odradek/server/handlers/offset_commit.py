@@ -10,8 +10,7 @@ together and answered once the records are durable. v0-v1 (no kio schema; old cl
 sarama commit with v1 by default) are decoded here and committed the same way, as Kafka 3.x
 stores them: v0 is a simple commit (no generation), v1's per-partition commit timestamp is
 not used (Kafka 3.x derives an explicit expiry from one that is set; here the broker's
-offsets.retention.minutes applies).
-v10 (topic ids) is not offered.
+offsets.retention.minutes applies). v10 (topic ids) is not offered.
 """
 
 from __future__ import annotations
