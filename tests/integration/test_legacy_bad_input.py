@@ -186,7 +186,8 @@ def test_produce_v0_to_v2_are_acknowledged_and_fetch_v0_to_v3_read_them(
 ) -> None:
     w = wire()
     assert w.produce(0, legacy_topic, message(0, b"k0", b"v0", magic=0)) == (NONE_ERROR, 0)
-    inner = [message(i, f"k{i}".encode(), f"v{i}".encode(), timestamp=TS + i) for i in (1, 2)]
+    # magic 1 inner offsets are relative: 0 and 1, the wrapper carries 1
+    inner = [message(i - 1, f"k{i}".encode(), f"v{i}".encode(), timestamp=TS + i) for i in (1, 2)]
     assert w.produce(2, legacy_topic, gzip_wrapper(inner)) == (NONE_ERROR, 1)
     assert w.produce(1, legacy_topic, message(7, None, b"v3", timestamp=TS + 3)) == (NONE_ERROR, 3)
 

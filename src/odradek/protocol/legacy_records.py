@@ -120,8 +120,14 @@ def iter_messages(
 def inner_messages(wrapper: LegacyMessage) -> list[LegacyMessage]:
     """The messages inside a compressed wrapper, with absolute offsets and the timestamps a
     reader sees (the wrapper's for LogAppendTime). Raises InvalidRecordError (INVALID_RECORD)
-    for nested compression, a magic other than the wrapper's, a null or empty inner set;
-    CorruptRecordError for bad bytes."""
+    for nested compression, a magic other than the wrapper's, a null or empty inner set, a
+    zstd wrapper, a magic 1 wrapper offset below its last relative inner offset (but 0, which
+    some librdkafka versions send); CorruptRecordError for bad bytes, a truncated inner set
+    included (Kafka drops a partial inner tail silently; refusing it loses nothing unseen)."""
+    if wrapper.compression == CompressionType.ZSTD:
+        raise InvalidRecordError(
+            f"Invalid wrapper compressionType found in legacy deep record iterator {wrapper.magic}"
+        )
     if wrapper.value is None:
         raise InvalidRecordError(
             f"Found invalid compressed record set with null value (magic = {wrapper.magic})"
@@ -146,7 +152,13 @@ def inner_messages(wrapper: LegacyMessage) -> list[LegacyMessage]:
     if wrapper.magic == 0:
         return inner
     last_relative = inner[-1].offset
-    base = wrapper.offset - last_relative
+    if wrapper.offset != 0 and wrapper.offset < last_relative:  # 0: some librdkafka versions
+        raise InvalidRecordError(
+            f"Found invalid wrapper offset in compressed v1 message set, wrapper offset"
+            f" '{wrapper.offset}' is less than the last inner message offset '{last_relative}'"
+            " and it is not zero."
+        )
+    base = 0 if wrapper.offset == 0 else wrapper.offset - last_relative
     return [
         LegacyMessage(
             base + m.offset,

@@ -7,6 +7,12 @@ messages are uncompressed and of the wrapper's magic, and the records become one
 the producer's codec, keys, values and timestamps (none for magic 0; the wrapper's for a
 LogAppendTime wrapper). Offsets are assigned later by the log, as for any batch; the batch
 carries no producer id. Runs only for old producers: modern Produce never comes here.
+
+One deliberate difference: Kafka 3.x trims a partial message at the end of a produced set
+(or of a wrapper's inner set) and acknowledges the rest, and acknowledges a set holding no
+whole message with offset -1 without appending anything; here such a set is refused whole
+with CORRUPT_MESSAGE, as a truncated v2 batch is, so a client never gets a success for
+records that were dropped.
 """
 
 from __future__ import annotations

@@ -179,6 +179,11 @@ def test_nested_compression_is_invalid_record() -> None:
         pytest.param(message(0, None, None, attributes=GZIP), id="null-wrapper-value"),
         pytest.param(message(0, None, compressed(GZIP, b""), attributes=GZIP), id="empty-inner"),
         pytest.param(wrapper(GZIP, [message(0, None, b"a", magic=0)]), id="inner-magic"),
+        pytest.param(message(0, None, b"zstd frame?", attributes=4), id="zstd-wrapper"),
+        pytest.param(
+            wrapper(GZIP, [message(i, None, b"a") for i in range(3)], offset=1),
+            id="wrapper-offset-below-last-inner",
+        ),
     ],
 )
 def test_invalid_sets_are_invalid_record(data: bytes) -> None:
