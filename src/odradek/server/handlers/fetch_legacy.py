@@ -58,8 +58,13 @@ def _read_all(
                 )
             except KafkaError as exc:
                 failed = True
+                code = exc.code
+                if code == ErrorCode.KAFKA_STORAGE_ERROR:
+                    # Old clients do not know it and would give up; this one makes them
+                    # refresh metadata and retry (Kafka: maybeDownConvertStorageError).
+                    code = ErrorCode.NOT_LEADER_OR_FOLLOWER
                 topic_results.append(
-                    LegacyFetchPartitionResult(item.partition, exc.code, high_watermark, b"")
+                    LegacyFetchPartitionResult(item.partition, code, high_watermark, b"")
                 )
                 continue
             total += len(records)
