@@ -7,8 +7,7 @@ v3+: the request is decoded by our own hot-path decoder so record sets stay memo
 the received frame; the log validates each batch and rewrites offsets in place. A
 transactional batch that would open its producer's transaction on a partition is first
 verified with the transaction coordinator (server/transaction_verification.py). Clients may
-not write to the internal topics (`__consumer_offsets`, `__transaction_state`):
-INVALID_TOPIC_EXCEPTION, as Kafka answers anyone but its own admin tools. acks=0 gets no
+not write to the internal topics (server/write_policy.py). acks=0 gets no
 response (an error closes the connection so the client notices, as Kafka does); acks=1 is
 answered after the append; acks=-1 after a group-commit fsync covers the records.
 """
@@ -19,7 +18,6 @@ import asyncio
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.metadata.controller import INTERNAL_TOPICS
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.protocol.produce import decode_produce_request
@@ -30,13 +28,11 @@ from odradek.server.transaction_verification import (
     verification_failure,
     verify_partition,
 )
+from odradek.server.write_policy import check_client_may_write
 from odradek.storage.log import AppendResult
 from odradek.storage.producer_state import NO_PRODUCER_ID
 
 _Outcome = tuple[ErrorCode, AppendResult | None, str | None]
-
-# Only Kafka's own admin tools may write to internal topics (Kafka's AdminUtils.AdminClientId).
-ADMIN_CLIENT_ID = "__admin_client"
 
 
 @handler(ApiKey.PRODUCE, versions=(0, 11), raw=True)
@@ -58,11 +54,7 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                 outcomes[key] = (ErrorCode.INVALID_REQUIRED_ACKS, None, None)
                 continue
             try:
-                if topic.name in INTERNAL_TOPICS and ctx.header.client_id != ADMIN_CLIENT_ID:
-                    raise KafkaError(
-                        f"Cannot append to internal topic {topic.name}",
-                        ErrorCode.INVALID_TOPIC_EXCEPTION,
-                    )
+                check_client_may_write(ctx.header.client_id, topic.name)
                 partition = replica_manager.leader(topic.name, item.partition)
                 if item.records is None:
                     raise KafkaError("null record set", ErrorCode.INVALID_RECORD)

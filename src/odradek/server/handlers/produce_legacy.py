@@ -24,6 +24,7 @@ from odradek.protocol.produce import decode_legacy_produce_request
 from odradek.protocol.up_convert import up_convert
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection
+from odradek.server.write_policy import check_client_may_write
 
 
 def _as_v2(records: memoryview) -> memoryview:
@@ -44,6 +45,7 @@ async def handle_legacy_produce(ctx: RequestContext) -> Any:
             try:
                 if acks not in (0, 1, -1):
                     raise KafkaError("acks must be 0, 1 or -1", ErrorCode.INVALID_REQUIRED_ACKS)
+                check_client_may_write(ctx.header.client_id, topic.name)
                 partition = replica_manager.leader(topic.name, item.partition)
                 if item.records is None or len(item.records) == 0:
                     raise KafkaError("empty message set", ErrorCode.INVALID_RECORD)
