@@ -309,3 +309,138 @@ def test_lag_of_a_read_committed_group_is_measured_against_the_last_stable_offse
     assert consumer_lag(broker.bootstrap, group, [topic], read_committed=True) == {(topic, 0): 0}
     producer.commit_transaction(10)
     assert consumer_lag(broker.bootstrap, group, [topic], read_committed=True) == {(topic, 0): 4}
+
+
+# --- transaction version 2 (KIP-890 part 2) -----------------------------------------------------
+
+
+def end_txn_v5(raw: Raw, tid: str, producer: tuple[int, int], commit: bool) -> Any:
+    return raw.call(
+        entity(
+            "end_txn",
+            5,
+            "EndTxnRequest",
+            transactional_id=tid,
+            producer_id=producer[0],
+            producer_epoch=producer[1],
+            committed=commit,
+        )
+    )
+
+
+def test_transaction_version_2_is_finalized_in_api_versions(raw: Raw) -> None:
+    answer = raw.call(
+        entity(
+            "api_versions",
+            3,
+            "ApiVersionsRequest",
+            client_software_name="raw",
+            client_software_version="1",
+        )
+    )
+    finalized = {f.name: f.max_version_level for f in answer.finalized_features}
+    supported = {f.name: (f.min_version, f.max_version) for f in answer.supported_features}
+    assert finalized["transaction.version"] == 2
+    assert supported["transaction.version"] == (0, 2)
+    versions = {k.api_key: k.max_version for k in answer.api_keys}
+    assert (versions[0], versions[26], versions[28]) == (12, 5, 5)
+
+
+def test_every_end_bumps_the_epoch_so_a_delayed_end_txn_cannot_end_the_next_transaction(
+    raw: Raw, broker, topic: str
+) -> None:
+    tid = f"tx2-{uuid.uuid4().hex[:8]}"
+    first = init(raw, tid)
+    # Produce v12 adds the partition itself: no AddPartitionsToTxn
+    assert produce(raw, tid, topic, txn_batch(first, 0), 12).error_code == ErrorCode.NONE
+    ended = end_txn_v5(raw, tid, first, commit=True)
+    assert ended.error_code == ErrorCode.NONE
+    second = (ended.producer_id, ended.producer_epoch)
+    assert second == (first[0], first[1] + 1)
+    assert wait_done(raw, tid) == "CompleteCommit"
+    # a retry of that EndTxn (the response was lost) gets the same answer again
+    retried = end_txn_v5(raw, tid, first, commit=True)
+    assert (retried.error_code, retried.producer_epoch) == (ErrorCode.NONE, second[1])
+    # the next transaction, at the new epoch, starts its sequences again
+    assert produce(raw, tid, topic, txn_batch(second, 0), 12).error_code == ErrorCode.NONE
+    # the old EndTxn arriving late now is fenced: it cannot commit or abort this transaction
+    late = end_txn_v5(raw, tid, first, commit=False)
+    assert late.error_code == ErrorCode.PRODUCER_FENCED
+    assert describe(raw, [tid])[0].transaction_state == "Ongoing"
+    # a late batch of the first transaction is refused for its old epoch
+    assert produce(raw, tid, topic, txn_batch(first, 2), 12).error_code == (
+        ErrorCode.INVALID_PRODUCER_EPOCH
+    )
+    finished = end_txn_v5(raw, tid, second, commit=True)
+    assert (finished.error_code, finished.producer_epoch) == (ErrorCode.NONE, second[1] + 1)
+    assert wait_done(raw, tid) == "CompleteCommit"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": f"tv2-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while len(values) < 4 and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and message.error() is None:
+            values.append(message.value())
+    consumer.close()
+    assert values == [b"v0", b"v1", b"v0", b"v1"]  # both transactions, each once
+
+
+def test_txn_offset_commit_v5_adds_the_group_partition_itself(raw: Raw, broker, topic: str) -> None:
+    tid = f"tx2-{uuid.uuid4().hex[:8]}"
+    group = f"g2-{uuid.uuid4().hex[:8]}"
+    producer = init(raw, tid)
+
+    def commit_offset(version: int, producer: tuple[int, int], offset: int) -> ErrorCode:
+        answer = raw.call(
+            entity(
+                "txn_offset_commit",
+                version,
+                "TxnOffsetCommitRequest",
+                transactional_id=tid,
+                group_id=group,
+                producer_id=producer[0],
+                producer_epoch=producer[1],
+                generation_id=-1,
+                member_id="",
+                group_instance_id=None,
+                topics=(
+                    entity(
+                        "txn_offset_commit",
+                        version,
+                        "TxnOffsetCommitRequestTopic",
+                        name=topic,
+                        partitions=(
+                            entity(
+                                "txn_offset_commit",
+                                version,
+                                "TxnOffsetCommitRequestPartition",
+                                partition_index=0,
+                                committed_offset=offset,
+                                committed_leader_epoch=-1,
+                                committed_metadata="",
+                            ),
+                        ),
+                    ),
+                ),
+            )
+        )
+        return ErrorCode(answer.topics[0].partitions[0].error_code)
+
+    # v4 needs AddOffsetsToTxn first; v5 does it itself
+    assert commit_offset(4, producer, 7) == ErrorCode.INVALID_TXN_STATE
+    assert commit_offset(5, producer, 7) == ErrorCode.NONE
+    ended = end_txn_v5(raw, tid, producer, commit=True)
+    assert ended.error_code == ErrorCode.NONE
+    assert wait_done(raw, tid) == "CompleteCommit"
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    (committed,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+    consumer.close()
+    assert committed.offset == 7

@@ -131,7 +131,10 @@ class TransactionCoordinatorRuntime:
         producer_id: int,
         producer_epoch: int,
         partitions: Sequence[TopicPartition],
+        transaction_version: int | None = None,
     ) -> ErrorCode:
+        """`transaction_version` 2: a KIP-890 part 2 client adding a partition implicitly
+        (Produce v12, TxnOffsetCommit v5); None keeps the id's."""
         return await self._after_ending(
             transactional_id,
             lambda respond: self.core.add_partitions(
@@ -141,6 +144,7 @@ class TransactionCoordinatorRuntime:
                 partitions,
                 self.clock.wall_ms(),
                 respond,
+                transaction_version,
             ),
         )
 
@@ -165,7 +169,12 @@ class TransactionCoordinatorRuntime:
         return result[0]
 
     async def add_offsets(
-        self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        group_id: str,
+        transaction_version: int | None = None,
     ) -> ErrorCode:
         return await self._after_ending(
             transactional_id,
@@ -176,6 +185,7 @@ class TransactionCoordinatorRuntime:
                 group_id,
                 self.clock.wall_ms(),
                 respond,
+                transaction_version,
             ),
         )
 

@@ -1,4 +1,4 @@
-"""Produce (key 0), v0-v11.
+"""Produce (key 0), v0-v12 (v12: transaction version 2 clients, see below).
 
 v0-v2 (old producers, magic 0/1 message sets) are served by `produce_legacy.py`, which
 up-converts to v2 batches as Kafka 3.x does; this module routes them there first thing.
@@ -24,6 +24,7 @@ from odradek.protocol.produce import decode_produce_request
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
 from odradek.server.transaction_verification import (
+    add_partition_implicitly,
     transactional_producer,
     verification_failure,
     verify_partition,
@@ -35,7 +36,7 @@ from odradek.storage.producer_state import NO_PRODUCER_ID
 _Outcome = tuple[ErrorCode, AppendResult | None, str | None]
 
 
-@handler(ApiKey.PRODUCE, versions=(0, 11), raw=True)
+@handler(ApiKey.PRODUCE, versions=(0, 12), raw=True)
 async def handle_produce(ctx: RequestContext, _: Any) -> Any:
     version = ctx.api_version
     if version < 3:  # old message formats: converted off this path (produce_legacy.py)
@@ -63,9 +64,14 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                 verified = NO_PRODUCER_ID
                 producer = transactional_producer(item.records)
                 if producer is not None:
-                    error = verify_partition(
-                        ctx.node, data.transactional_id, partition, producer, version
-                    )
+                    if version >= 12 and data.transactional_id is not None:
+                        error = await add_partition_implicitly(
+                            ctx.node, data.transactional_id, partition, producer
+                        )
+                    else:
+                        error = verify_partition(
+                            ctx.node, data.transactional_id, partition, producer, version
+                        )
                     if error != ErrorCode.NONE:
                         raise verification_failure(error)
                     verified = producer[0]
