@@ -9,11 +9,11 @@ it happen in one step of the event loop and nothing can end the transaction in b
 
 A partition where the producer already has a transaction open needs no verification, nor does
 anything when `transaction.partition.verification.enable` is false. Clients of transaction
-version 2 (Produce v12) skip AddPartitionsToTxn: their first batch for a partition adds it. Errors are turned into what
-producers expect, as Kafka's ReplicaManager does: a fenced producer gets INVALID_PRODUCER_EPOCH,
-a partition not in the transaction INVALID_TXN_STATE (TRANSACTION_ABORTABLE from Produce v11
-up, KIP-1050's clients), and a coordinator that cannot answer now NOT_ENOUGH_REPLICAS, which
-old clients retry without refreshing metadata.
+version 2 (Produce v12) skip AddPartitionsToTxn: their first batch for a partition adds it.
+Errors are turned into what producers expect, as Kafka's ReplicaManager does: a fenced producer
+gets INVALID_PRODUCER_EPOCH, a partition not in the transaction INVALID_TXN_STATE
+(TRANSACTION_ABORTABLE from Produce v11 up, KIP-1050's clients), and a coordinator that cannot
+answer now NOT_ENOUGH_REPLICAS, which old clients retry without refreshing metadata.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """TxnOffsetCommit (key 28), v0-v5: a transactional producer commits a group's offsets inside
 its transaction (consume-transform-produce, KIP-98; member and generation from v3, KIP-447).
 
-The group's `__consumer_offsets` partition must be in the transaction (AddOffsetsToTxn); as
-with a produced batch, that is verified with the transaction coordinator before the commit
-opens the transaction there (KIP-890). The offsets are written in a transactional batch of the
-producer and stay pending until the transaction's marker: a commit makes them the group's
-committed offsets, an abort drops them. v5 clients (transaction version 2, KIP-890 part 2)
-send no AddOffsetsToTxn: their commit adds the group's partition to the transaction. Partitions of topics that do not exist get
-UNKNOWN_TOPIC_OR_PARTITION. Before v2, COORDINATOR_LOAD_IN_PROGRESS is answered as
-COORDINATOR_NOT_AVAILABLE, as Kafka does for clients older than 2.0.
+The group's `__consumer_offsets` partition must be in the transaction (AddOffsetsToTxn); as with
+a produced batch, that is verified with the transaction coordinator before the commit opens the
+transaction there (KIP-890). The offsets are written in a transactional batch of the producer
+and stay pending until the transaction's marker: a commit makes them the group's committed
+offsets, an abort drops them. v5 clients (transaction version 2, KIP-890 part 2) send no
+AddOffsetsToTxn: their commit adds the group's partition to the transaction. Partitions of
+topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION. Before v2, COORDINATOR_LOAD_IN_PROGRESS
+is answered as COORDINATOR_NOT_AVAILABLE, as Kafka does for clients older than 2.0.
 """
 
 from __future__ import annotations
