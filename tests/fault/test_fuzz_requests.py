@@ -37,6 +37,11 @@ from odradek.protocol.codec import (
     request_is_flexible,
     response_is_flexible,
 )
+from odradek.protocol.legacy_requests import (
+    decode_legacy_fetch_request,
+    decode_legacy_offset_commit_request,
+    decode_list_offsets_v0_request,
+)
 from odradek.protocol.produce import decode_legacy_produce_request, decode_produce_request
 from odradek.server.node import Node
 from odradek.server.registry import HANDLERS
@@ -44,6 +49,9 @@ from odradek.server.registry import HANDLERS
 API_VERSIONS = 18
 METADATA = 3
 PRODUCE = 0
+FETCH = 1
+LIST_OFFSETS = 2
+OFFSET_COMMIT = 8
 
 ADVERTISED = sorted(
     (key, version)
@@ -68,6 +76,13 @@ def decode_body(api_key: int, version: int, frame: bytearray) -> Any:
         if version < 3:
             return decode_legacy_produce_request(frame, position)
         return decode_produce_request(frame, position, version)
+    if version < HANDLERS[api_key].raw_below:  # old versions kio has no schema for
+        legacy = {
+            FETCH: lambda: decode_legacy_fetch_request(frame, position, version),
+            LIST_OFFSETS: lambda: decode_list_offsets_v0_request(frame, position),
+            OFFSET_COMMIT: lambda: decode_legacy_offset_commit_request(frame, position, version),
+        }
+        return legacy[api_key]()
     return decode_request(api_key, version, frame, position)
 
 

@@ -325,3 +325,23 @@ def test_bad_crc_is_rejected_with_corrupt_message(broker, connect) -> None:
     assert (correlation_id, error_code) == (22, CORRUPT_MESSAGE)
 
     assert [r.value for r in consume_all(broker.bootstrap, topic)] == [b"good"]
+
+
+def test_clients_may_not_write_to_internal_topics(broker, connect) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = unique_topic("internal-guard")
+    create_topic(broker.bootstrap, topic)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "guarded"})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)  # the topic exists
+    sock = connect()
+    garbage = record_batch([b"not an offset commit"], 1_700_000_000_000)
+    for correlation_id, internal in enumerate(["__consumer_offsets", "__transaction_state"]):
+        sock.sendall(produce_v3(correlation_id, internal, 0, garbage))
+        response = recv_frame(sock)
+        assert response is not None
+        assert parse_produce_v3_response(response)[:2] == (correlation_id, 17)  # INVALID_TOPIC
+    # the group coordinator goes on as before
+    consumer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+    assert consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset == 3
+    consumer.close()

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from kafka_helpers import TIMEOUT_S, admin, create_topic, produce, unique_topic
 
 BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": 0}
@@ -252,6 +252,28 @@ def test_describe_group_without_members_lists_its_commits(broker) -> None:
         (1, 0, None),
     ]
     assert described["total_lag"] == 4
+
+
+def test_describe_read_committed_lag_stops_at_the_last_stable_offset(broker) -> None:
+    topic = make_topic(broker, "txn-lag", {0: 4})
+    group = unique_topic("txn-lag-group")
+    commit_without_joining(broker.bootstrap, group, {(topic, 0): 4})
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": group})
+    producer.init_transactions(TIMEOUT_S)
+    producer.begin_transaction()
+    for i in range(3):
+        producer.produce(topic, value=b"open %d" % i, partition=0)
+    producer.flush(TIMEOUT_S)
+
+    def lags(*extra: str) -> list[int]:
+        proc = odradek_groups(broker, "describe", group, "--output", "json", *extra)
+        (described,) = json_out(proc)["groups"]
+        return [row["lag"] for row in described["partitions"]]
+
+    assert lags() == [3]  # the open transaction's records count against the log end
+    assert lags("--isolation", "read_committed") == [0]  # not yet readable
+    producer.abort_transaction(TIMEOUT_S)
+    assert lags("--isolation", "read_committed") == [4]  # aborted records and the marker
 
 
 def test_describe_unknown_group_is_exit_2(broker) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 if TYPE_CHECKING:
+    from odradek.cli.dump_log_decoders import Decoder
     from odradek.protocol.records import BatchHeader
 
 SUFFIXES = {".log": "log", ".index": "index", ".timeindex": "timeindex", ".txnindex": "txnindex"}
@@ -61,6 +62,7 @@ class RecordDump(NamedTuple):
     key: bytes | None
     payload: bytes | None
     control: tuple[str, int] | None = None  # (endTxnMarker, coordinatorEpoch) of a control record
+    decoded: tuple[str, str] | None = None  # key and payload as JSON text, with a decoder
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -75,6 +77,10 @@ class RecordDump(NamedTuple):
             "key": _text(self.key),
             "payload": _text(self.payload),
         }
+        if self.decoded is not None:
+            import json
+
+            out["key"], out["payload"] = (json.loads(text) for text in self.decoded)
         if self.control is not None:
             out["endTxnMarker"], out["coordinatorEpoch"] = self.control
         return out
@@ -88,6 +94,8 @@ class RecordDump(NamedTuple):
         )
         if self.control is not None:
             return f"{line} endTxnMarker: {self.control[0]} coordinatorEpoch: {self.control[1]}"
+        if self.decoded is not None:
+            return f"{line} key: {self.decoded[0]} payload: {self.decoded[1]}"
         if self.key is not None:
             line += f" key: {_text(self.key)}"
         if self.payload is not None:
@@ -213,7 +221,7 @@ def _bool(value: bool) -> str:
 
 
 def iter_log(
-    data: bytes | memoryview, print_data: bool = False
+    data: bytes | memoryview, print_data: bool = False, decoder: Decoder | None = None
 ) -> Iterator[BatchDump | TrailingBytes]:
     """Each whole batch of a .log file's bytes, then at most one TrailingBytes for the rest.
 
@@ -257,14 +265,14 @@ def iter_log(
         records_error: str | None = None
         if print_data:
             try:
-                records = _record_dumps(batch)
+                records = _record_dumps(batch, decoder)
             except (KafkaError, struct.error, ValueError) as exc:
                 records_error = str(exc) or type(exc).__name__
         yield BatchDump(position, header, is_valid, records, records_error)
         position += header.size
 
 
-def _record_dumps(batch: memoryview) -> list[RecordDump]:
+def _record_dumps(batch: memoryview, decoder: Decoder | None = None) -> list[RecordDump]:
     from odradek.protocol.records import decode_records
 
     header, records = decode_records(batch)
@@ -298,6 +306,9 @@ def _record_dumps(batch: memoryview) -> list[RecordDump]:
                 key=record.key,
                 payload=record.value,
                 control=control,
+                decoded=None
+                if decoder is None or header.is_control
+                else decoder(record.key, record.value),
             )
         )
     return dumps
@@ -400,7 +411,9 @@ def _check(path: Path) -> str:
 # --- output ----------------------------------------------------------------------------------
 
 
-def _dump_file(path: Path, kind: str, print_data: bool, out: TextIO | None) -> FileDump:
+def _dump_file(
+    path: Path, kind: str, print_data: bool, out: TextIO | None, decoder: Decoder | None = None
+) -> FileDump:
     """Decode one file. With `out` the text form is written as it goes; else items are kept."""
     base_offset = base_offset_of(path)
     file_dump = FileDump(str(path), kind, base_offset)
@@ -417,16 +430,22 @@ def _dump_file(path: Path, kind: str, print_data: bool, out: TextIO | None) -> F
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:
-                _fill(file_dump, view, print_data, out)
+                _fill(file_dump, view, print_data, out, decoder)
             finally:
                 view.release()
     return file_dump
 
 
-def _fill(dump: FileDump, view: memoryview, print_data: bool, out: TextIO | None) -> None:
+def _fill(
+    dump: FileDump,
+    view: memoryview,
+    print_data: bool,
+    out: TextIO | None,
+    decoder: Decoder | None = None,
+) -> None:
     base_offset = dump.base_offset or 0
     if dump.type == "log":
-        for item in iter_log(view, print_data):
+        for item in iter_log(view, print_data, decoder):
             if isinstance(item, TrailingBytes):
                 dump.trailing = item
             elif out is not None:
@@ -471,26 +490,45 @@ def _fill(dump: FileDump, view: memoryview, print_data: bool, out: TextIO | None
         )
 
 
-def dump(paths: list[Path], print_data: bool, output: str, out: TextIO) -> None:
-    """Write the dump of `paths` to `out`; raises DumpLogError before writing anything."""
+def dump(
+    paths: list[Path],
+    print_data: bool,
+    output: str,
+    out: TextIO,
+    decoder: Decoder | None = None,
+) -> None:
+    """Write the dump of `paths` to `out`; raises DumpLogError before writing anything.
+    A `decoder` shows each record's key and value decoded (it implies `print_data`)."""
+    print_data = print_data or decoder is not None
     kinds = [_check(path) for path in paths]
     if output == "json":
         import json
 
         files = [
-            _dump_file(path, kind, print_data, None).to_json()
+            _dump_file(path, kind, print_data, None, decoder).to_json()
             for path, kind in zip(paths, kinds, strict=True)
         ]
         json.dump({"files": files}, out, indent=2)
         out.write("\n")
         return
     for path, kind in zip(paths, kinds, strict=True):
-        _dump_file(path, kind, print_data, out)
+        _dump_file(path, kind, print_data, out, decoder)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        dump([Path(name) for name in args.files], args.print_data, args.output, sys.stdout)
+        decoder = None
+        if args.offsets_decoder or args.transaction_log_decoder:
+            from odradek.cli.dump_log_decoders import DECODERS
+
+            decoder = DECODERS["offsets" if args.offsets_decoder else "transaction-log"]
+        dump(
+            [Path(name) for name in args.files],
+            args.print_data,
+            args.output,
+            sys.stdout,
+            decoder,
+        )
         sys.stdout.flush()
     except DumpLogError as exc:
         print(f"odradek dump-log: error: {exc}", file=sys.stderr)
@@ -523,6 +561,19 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--print-data", action="store_true", help="also print each record of a .log file"
+    )
+    decoders = parser.add_mutually_exclusive_group()
+    decoders.add_argument(
+        "--offsets-decoder",
+        action="store_true",
+        help="decode records as __consumer_offsets data: offset commits and group metadata"
+        " (implies --print-data)",
+    )
+    decoders.add_argument(
+        "--transaction-log-decoder",
+        action="store_true",
+        help="decode records as __transaction_state data: transactional ids and their state"
+        " (implies --print-data)",
     )
     parser.add_argument(
         "--output", choices=("text", "json"), default="text", help="output format (text)"

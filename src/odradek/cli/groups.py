@@ -181,16 +181,22 @@ def _fetch_committed(admin: Any, group: str, timeout_s: float) -> dict[TopicPart
 
 
 def _fetch_offsets(
-    admin: Any, partitions: Iterable[TopicPartitionKey], spec: Any, timeout_s: float
+    admin: Any,
+    partitions: Iterable[TopicPartitionKey],
+    spec: Any,
+    timeout_s: float,
+    read_committed: bool = False,
 ) -> dict[TopicPartitionKey, int]:
     """ListOffsets for `spec` (an OffsetSpec) per partition; partitions that fail are left out
-    (a deleted topic, a partition without a leader): they show as unknown."""
-    from confluent_kafka import TopicPartition
+    (a deleted topic, a partition without a leader): they show as unknown. `read_committed`
+    asks with that isolation level: the latest offset is then the last stable offset."""
+    from confluent_kafka import IsolationLevel, TopicPartition
 
     wanted = {TopicPartition(topic, partition): spec for topic, partition in set(partitions)}
     if not wanted:
         return {}
-    futures = admin.list_offsets(wanted, request_timeout=timeout_s)
+    isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+    futures = admin.list_offsets(wanted, isolation_level=isolation, request_timeout=timeout_s)
     out: dict[TopicPartitionKey, int] = {}
     for tp, future in futures.items():
         try:
@@ -210,7 +216,9 @@ def _offset_spec() -> Any:
     return OffsetSpec
 
 
-def _describe(admin: Any, group: str, description: Any, timeout_s: float) -> GroupDescription:
+def _describe(
+    admin: Any, group: str, description: Any, timeout_s: float, read_committed: bool
+) -> GroupDescription:
     members = tuple(
         sorted(
             (
@@ -228,7 +236,7 @@ def _describe(admin: Any, group: str, description: Any, timeout_s: float) -> Gro
     )
     committed = _fetch_committed(admin, group, timeout_s)
     wanted = set(committed) | {key for m in members for key in m.assignment}
-    log_end = _fetch_offsets(admin, wanted, _offset_spec().latest(), timeout_s)
+    log_end = _fetch_offsets(admin, wanted, _offset_spec().latest(), timeout_s, read_committed)
     node = description.coordinator
     coordinator = Coordinator(int(node.id), str(node.host), int(node.port)) if node else None
     return GroupDescription(
@@ -294,7 +302,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         if isinstance(item, ClientError):
             failures.append(item)
         else:
-            descriptions.append(_describe(admin, group, item, args.timeout))
+            descriptions.append(
+                _describe(admin, group, item, args.timeout, args.isolation == "read_committed")
+            )
     if args.output == "json":
         print_json({"groups": [d.to_json() for d in descriptions]})
     else:
@@ -481,6 +491,16 @@ def add_parser(subcommands: Any) -> None:
         formatter_class=formatter,
     )
     describe.add_argument("groups", nargs="+", metavar="GROUP")
+    describe.add_argument(
+        "--isolation",
+        choices=("read_uncommitted", "read_committed"),
+        default="read_uncommitted",
+        help=(
+            "read_committed: measure lag against the last stable offset, the end a"
+            " read_committed consumer can reach while transactions are open (default:"
+            " read_uncommitted, against the log end offset)"
+        ),
+    )
     add_client_options(describe)
     describe.set_defaults(verb_run=cmd_describe)
 

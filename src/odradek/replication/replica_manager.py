@@ -40,6 +40,10 @@ def log_config_for(config: BrokerConfig, topic: TopicImage | None) -> LogConfig:
         retention_ms=int(value("retention.ms")),
         retention_bytes=int(value("retention.bytes")),
         file_delete_delay_ms=int(value("file.delete.delay.ms")),
+        delete_retention_ms=int(value("delete.retention.ms")),
+        min_cleanable_dirty_ratio=float(value("min.cleanable.dirty.ratio")),
+        min_compaction_lag_ms=int(value("min.compaction.lag.ms")),
+        max_compaction_lag_ms=int(value("max.compaction.lag.ms")),
     )
 
 

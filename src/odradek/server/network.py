@@ -124,7 +124,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
         header, position = parse_header(frame, request_is_flexible(api_key, api_version))
         request: Any = None
-        if not spec.raw:
+        if not spec.raw and api_version >= spec.raw_below:
             request = decode_request(api_key, api_version, frame, position)
         context = RequestContext(self.node, header, frame, position, self.peer)
         # Fault injection (odradek.testing): Node.faults is None unless a test installed rules.

@@ -32,7 +32,10 @@ from odradek.server import handlers as _handlers  # noqa: F401  (registers every
 from odradek.server.network import KafkaConnection
 from odradek.server.producer_ids import ProducerIdGenerator
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
+from odradek.storage.cleaner_manager import CleanerConfig, LogCleanerManager
+from odradek.storage.cleaner_thread import LogCleaner
 from odradek.storage.fileio import FileIO, OsFileIO
+from odradek.storage.log import Log
 from odradek.storage.log_manager import LogManager
 
 if TYPE_CHECKING:
@@ -72,6 +75,18 @@ class Node:
             self.log_dirs, log_config_for(config, None), fileio=self.fileio, clock=self.clock
         )
         self.replica_manager = ReplicaManager(self.node_id, config, self.log_manager)
+        self.log_cleaner = LogCleaner(
+            LogCleanerManager(self.log_manager, self._high_watermark),
+            CleanerConfig(
+                enable=config["log.cleaner.enable"],
+                threads=config["log.cleaner.threads"],
+                backoff_ms=config["log.cleaner.backoff.ms"],
+                dedupe_buffer_size=config["log.cleaner.dedupe.buffer.size"],
+                io_buffer_size=config["log.cleaner.io.buffer.size"],
+                io_buffer_load_factor=config["log.cleaner.io.buffer.load.factor"],
+            ),
+            self.clock,
+        )
         self.quorum: SingleNodeQuorum | None = None
         self.group_coordinator = GroupCoordinatorRuntime(
             group_coordinator.new_coordinator(self),
@@ -133,6 +148,14 @@ class Node:
         self._retention = loop.create_task(self._apply_retention_periodically())
         if self.config["log.flush.scheduler.interval.ms"] < FLUSHER_NEVER_MS:
             self._flusher = loop.create_task(self._flush_periodically())
+        self.log_cleaner.start()
+
+    def _high_watermark(self, topic_partition: tuple[str, int], log: Log) -> int:
+        """For the log cleaner (on its thread): what it may clean stays below this."""
+        partition = self.replica_manager.partitions.get(topic_partition)
+        if partition is None or partition.log is not log:
+            return log.log_start_offset  # not a partition served here (yet): clean nothing
+        return partition.high_watermark
 
     def _cluster_id(self) -> str:
         for log_dir in self.log_dirs:
@@ -198,6 +221,9 @@ class Node:
         self.group_coordinator.stop()
         self.transaction_coordinator.stop()
         await asyncio.sleep(0)  # let cancelled request tasks unwind
+        # A cleaning in progress stops at its next batch (a moment's wait, not a whole
+        # cleaning); its cleaned files are dropped.
+        self.log_cleaner.stop()
         self.log_manager.close()
         if self.quorum is not None:
             try:

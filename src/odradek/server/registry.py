@@ -4,7 +4,8 @@
     async def handle_metadata(ctx: RequestContext, request: Any) -> Any: ...
 
 A handler gets the request decoded by kio, or with `raw=True` the frame itself (the produce
-hot path decodes its own), and returns a kio response entity, `NO_RESPONSE` (acks=0), or
+hot path decodes its own; `raw_below=n` gives versions below n raw: old versions kio has no
+schema for, decoded by the handler), and returns a kio response entity, `NO_RESPONSE` (acks=0), or
 raises `CloseConnection`.
 """
 
@@ -41,16 +42,19 @@ class HandlerSpec:
     max_version: int
     func: Handler
     raw: bool
+    raw_below: int = 0
 
 
 HANDLERS: dict[int, HandlerSpec] = {}
 
 
 def handler(
-    api_key: ApiKey, *, versions: tuple[int, int], raw: bool = False
+    api_key: ApiKey, *, versions: tuple[int, int], raw: bool = False, raw_below: int = 0
 ) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
-        HANDLERS[int(api_key)] = HandlerSpec(api_key, versions[0], versions[1], func, raw)
+        HANDLERS[int(api_key)] = HandlerSpec(
+            api_key, versions[0], versions[1], func, raw, raw_below
+        )
         return func
 
     return register

@@ -8,11 +8,12 @@ coordinator runs on this node and answers at once, so the check and the append t
 it happen in one step of the event loop and nothing can end the transaction in between.
 
 A partition where the producer already has a transaction open needs no verification, nor does
-anything when `transaction.partition.verification.enable` is false. Errors are turned into what
-producers expect, as Kafka's ReplicaManager does: a fenced producer gets INVALID_PRODUCER_EPOCH,
-a partition not in the transaction INVALID_TXN_STATE (TRANSACTION_ABORTABLE from Produce v11
-up, KIP-1050's clients), and a coordinator that cannot answer now NOT_ENOUGH_REPLICAS, which
-old clients retry without refreshing metadata.
+anything when `transaction.partition.verification.enable` is false. Clients of transaction
+version 2 (Produce v12) skip AddPartitionsToTxn: their first batch for a partition adds it.
+Errors are turned into what producers expect, as Kafka's ReplicaManager does: a fenced producer
+gets INVALID_PRODUCER_EPOCH, a partition not in the transaction INVALID_TXN_STATE
+(TRANSACTION_ABORTABLE from Produce v11 up, KIP-1050's clients), and a coordinator that cannot
+answer now NOT_ENOUGH_REPLICAS, which old clients retry without refreshing metadata.
 """
 
 from __future__ import annotations
@@ -73,6 +74,24 @@ def verify_partition(
         position
     ]
     return produce_error(error, produce_version)
+
+
+async def add_partition_implicitly(
+    node: Node, transactional_id: str, partition: Partition, producer: tuple[int, int]
+) -> ErrorCode:
+    """Produce v12 (KIP-890 part 2): the producer does not send AddPartitionsToTxn; its first
+    batch for a partition adds the partition to its transaction. Answers as `verify_partition`.
+    An append after this may race only an EndTxn of the same producer, which bumps the epoch
+    its markers carry, so a batch arriving after them is refused for its old epoch."""
+    producer_id, producer_epoch = producer
+    entry = partition.log.producer_state.producers.get(producer_id)
+    if entry is not None and entry.txn_first_offset >= 0:
+        return ErrorCode.NONE
+    position = (partition.topic, partition.partition_id)
+    error = await node.transaction_coordinator.add_partitions(
+        transactional_id, producer_id, producer_epoch, [position], transaction_version=2
+    )
+    return produce_error(error, _ABORTABLE_PRODUCE_VERSION)
 
 
 def produce_error(error: ErrorCode, produce_version: int) -> ErrorCode:

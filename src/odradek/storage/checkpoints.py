@@ -1,7 +1,8 @@
 """Small text files Kafka keeps next to the logs, read and written through FileIO.
 
 Offset checkpoints, one per log dir (`recovery-point-offset-checkpoint`,
-`log-start-offset-checkpoint`, `replication-offset-checkpoint`):
+`log-start-offset-checkpoint`, `replication-offset-checkpoint`, and the log cleaner's
+`cleaner-offset-checkpoint`):
 
     0                   <- version
     2                   <- number of entries
@@ -39,6 +40,7 @@ from odradek.storage.fileio import FileIO
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 REPLICATION_OFFSET_CHECKPOINT = "replication-offset-checkpoint"
+CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
 PARTITION_METADATA = "partition.metadata"
 META_PROPERTIES = "meta.properties"
 

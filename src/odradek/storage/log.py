@@ -39,6 +39,7 @@ import logging
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from odradek.common.errors import (
 )
 from odradek.protocol import records as record_batches
 from odradek.protocol.records import BatchHeader
+from odradek.storage.cleaner_batches import require_keys
 from odradek.storage.fileio import FileIO, guarded
 from odradek.storage.producer_state import (
     NO_PRODUCER_ID,
@@ -68,6 +70,7 @@ from odradek.storage.segment import (
     TIME_INDEX_SUFFIX,
     AppendedBatch,
     LogSegment,
+    file_name,
     parse_base_offset,
 )
 from odradek.storage.txn_index import (
@@ -80,7 +83,9 @@ from odradek.storage.txn_index import (
 logger = logging.getLogger(__name__)
 
 _FOLLOWER_MAX_BATCH_BYTES = 2**31 - 1
-_STALE_SUFFIXES = (".deleted", ".cleaned", ".swap", ".tmp")
+CLEANED_SUFFIX = ".cleaned"  # a segment the log cleaner is writing
+SWAP_SUFFIX = ".swap"  # a cleaned segment, complete and fsync'd, being swapped in
+_STALE_SUFFIXES = (".deleted", CLEANED_SUFFIX, ".tmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +102,27 @@ class LogConfig:
     retention_ms: int = 604800000  # log.retention.ms (-hours) / retention.ms; -1: forever
     retention_bytes: int = -1  # log.retention.bytes / retention.bytes; -1: no limit
     file_delete_delay_ms: int = 60000  # log.segment.delete.delay.ms / file.delete.delay.ms
+    delete_retention_ms: int = 86400000  # log.cleaner.delete.retention.ms / delete.retention.ms
+    min_cleanable_dirty_ratio: float = 0.5  # log.cleaner.min.cleanable.ratio / min.cleanable...
+    min_compaction_lag_ms: int = 0  # log.cleaner.min.compaction.lag.ms / min.compaction.lag.ms
+    max_compaction_lag_ms: int = 2**63 - 1  # log.cleaner.max.compaction.lag.ms / max.compaction...
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy
 
     def __post_init__(self) -> None:
+        if not 0 <= self.min_cleanable_dirty_ratio <= 1:
+            raise InvalidConfigError(
+                f"Invalid value {self.min_cleanable_dirty_ratio} for configuration"
+                " min.cleanable.dirty.ratio: Value must be no more than 1"
+            )
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms:
+            raise InvalidConfigError(
+                f"conflict topic config setting min.compaction.lag.ms"
+                f" ({self.min_compaction_lag_ms}) > max.compaction.lag.ms"
+                f" ({self.max_compaction_lag_ms})"
+            )
         if self.message_timestamp_type not in ("CreateTime", "LogAppendTime"):
             raise InvalidConfigError(
                 f"message.timestamp.type must be CreateTime or LogAppendTime,"
@@ -205,6 +229,16 @@ class Log:
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
         # Files of deleted segments, renamed `.deleted`, and when they may go (wall ms).
         self._retired: list[tuple[int, list[Path]]] = []
+        # Segments the cleaner replaced, renamed `.deleted` but still open for readers that
+        # took them before the swap, and when they may go.
+        self._replaced: list[tuple[int, LogSegment]] = []
+        # Held by the log cleaner while it cleans this log; `abort_cleaning` asks it to stop.
+        self.cleaning_lock = threading.Lock()
+        self.cleaning_aborted = False
+        self.cleaning_interrupted = False
+        # The lowest log end a truncation left since the cleaner last looked (its checkpoint
+        # must not stay above it); the cleaner resets it.
+        self.truncated_to = 2**63 - 1
 
     def __repr__(self) -> str:
         return (
@@ -233,6 +267,9 @@ class Log:
         fileio = guarded(fileio)
         fileio.mkdir(directory)
         names = fileio.list_dir(directory)
+        if any(name.endswith(SWAP_SUFFIX) for name in names):
+            _complete_swaps(fileio, directory, names)
+            names = fileio.list_dir(directory)
         bases: set[int] = set()
         for name in names:
             if name.endswith(_STALE_SUFFIXES):
@@ -473,6 +510,8 @@ class Log:
                         f" producerId {header.producer_id}"
                     )
         markers = _markers(records, validated) if control else None
+        if self.config.compact and origin == AppendOrigin.CLIENT:
+            require_keys(records, validated, f"{self.topic}-{self.partition}")
         size = len(records)
         self._check_fits_a_segment(size)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
@@ -759,7 +798,7 @@ class Log:
     def truncate_to(self, offset: int) -> None:
         """Remove everything at and after `offset` (whole batches: a batch straddling
         `offset` goes too, so log_end_offset may end up below `offset`)."""
-        with self._flush_lock, self._lock:
+        with self._cleaning_interrupted(), self._flush_lock, self._lock:
             if offset >= self._log_end_offset:
                 return
             while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
@@ -786,6 +825,7 @@ class Log:
             self._log_end_offset = self._segments[-1].next_offset
             self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
             self._recovery_point = min(self._recovery_point, self._log_end_offset)
+            self.truncated_to = min(self.truncated_to, self._log_end_offset)
             logger.info("%s truncated to offset %d", self._prefix, self._log_end_offset)
         # What producers wrote above the new end is gone: rebuild their state from below it.
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
@@ -838,7 +878,7 @@ class Log:
         """Move the log start offset up to `offset` (DeleteRecords, retention) and delete the
         segments that then hold nothing a reader may ask for; returns the new log start offset.
         """
-        with self._flush_lock, self._lock:
+        with self._cleaning_interrupted(), self._flush_lock, self._lock:
             if offset > self._log_end_offset:
                 raise OffsetOutOfRangeError(
                     f"offset {offset} is above the log end offset {self._log_end_offset}"
@@ -871,10 +911,14 @@ class Log:
         with self._lock:
             due = [paths for when, paths in self._retired if when <= now_ms]
             self._retired = [(when, paths) for when, paths in self._retired if when > now_ms]
+            replaced = [segment for when, segment in self._replaced if when <= now_ms]
+            self._replaced = [(when, s) for when, s in self._replaced if when > now_ms]
         for paths in due:
             for path in paths:
                 self.fileio.delete(path)
-        return sum(len(paths) for paths in due)
+        for segment in replaced:
+            segment.delete()
+        return sum(len(paths) for paths in due) + 4 * len(replaced)
 
     def close(self, *, flush: bool = True) -> None:
         """Flush (unless told not to) and close every file; the log is unusable afterwards.
@@ -888,17 +932,203 @@ class Log:
                 if latest[-1] != end if latest else bool(self.producer_state.producers):
                     self._snapshot_producer_state(end)
             self.flush()
+        self.abort_cleaning()
         with self._flush_lock, self._lock:
             for segment in self._segments:
                 segment.close()
+            for _, segment in self._replaced:
+                segment.delete()
+            self._replaced = []
 
     def delete(self) -> None:
         """Remove every file of this log and its directory."""
+        self.abort_cleaning()
         with self._flush_lock, self._lock:
             for segment in self._segments:
                 segment.delete()
+            for _, segment in self._replaced:
+                segment.delete()
+            self._replaced = []
             self._segments = []
             self._bases = []
             for name in self.fileio.list_dir(self.directory):
                 self.fileio.delete(self.directory / name)
             self.fileio.rmdir(self.directory)
+
+    # --- compaction (see cleaner.py) ---------------------------------------------------------
+
+    def stable_offset_for_cleaning(self, high_watermark: int) -> int:
+        """`last_stable_offset` for the cleaner's thread: read under the log's lock, changing
+        nothing."""
+        with self._lock:
+            high_watermark = min(high_watermark, self._log_end_offset)
+            first_unstable = self.producer_state.first_unstable_offset(high_watermark, prune=False)
+        if first_unstable is None or first_unstable > high_watermark:
+            return high_watermark
+        return first_unstable
+
+    @contextmanager
+    def _cleaning_interrupted(self) -> Iterator[None]:
+        """Stop a cleaning in progress (it is tried again later) while segments are removed
+        from under it: it reads them without the log's lock. Taken before `_flush_lock`."""
+        self.cleaning_interrupted = True
+        with self.cleaning_lock:
+            self.cleaning_interrupted = False
+            yield
+
+    def abort_cleaning(self) -> None:
+        """Stop a cleaning of this log in progress (its cleaned files are dropped) and keep
+        the cleaner away from it from now on; returns once no cleaning runs."""
+        self.cleaning_aborted = True
+        with self.cleaning_lock:
+            pass
+
+    def collect_aborted_transactions(
+        self, start_offset: int, upper_bound_offset: int
+    ) -> list[AbortedTxn]:
+        """The aborted transactions overlapping [start_offset, upper_bound_offset)."""
+        with self._lock:
+            index = max(bisect_right(self._bases, start_offset) - 1, 0)
+            segments = self._segments[index:]
+        return _collect_aborted_transactions(segments, start_offset, upper_bound_offset)
+
+    def last_records_of_producers(self) -> dict[int, tuple[int, int]]:
+        """producer id -> (offset of its last data batch's last record or -1, epoch): the
+        batches the cleaner keeps (maybe emptied) so a replay rebuilds the same producer
+        state."""
+        with self._lock:
+            return {
+                producer_id: (entry.last_offset, entry.epoch)
+                for producer_id, entry in self.producer_state.producers.items()
+            }
+
+    def new_cleaned_segment(self, base_offset: int, created_ms: int) -> LogSegment:
+        """An empty segment with `.cleaned` files (any left from an earlier try removed),
+        the transaction index file included so a swap moves a complete set of files."""
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
+            self.fileio.delete(self.directory / (file_name(base_offset, suffix) + CLEANED_SUFFIX))
+        self.fileio.replace_file(
+            self.directory / (file_name(base_offset, TXN_INDEX_SUFFIX) + CLEANED_SUFFIX), b""
+        )
+        return LogSegment(
+            self.fileio,
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_bytes=self.config.segment_index_bytes,
+            created_ms=created_ms,
+            file_suffix=CLEANED_SUFFIX,
+        )
+
+    def replace_segments(self, cleaned: LogSegment, old: list[LogSegment]) -> bool:
+        """Swap the flushed `cleaned` segment in for the consecutive segments `old`, crash
+        safely (Kafka's replaceSegments):
+
+        1. its files go from `.cleaned` to `.swap` (the .log last): from here on, an open
+           finishes the swap;
+        2. the old segments' files are renamed `.deleted` (still open: a read that took them
+           before the swap completes; `delete_retired_files` removes them later);
+        3. its files lose the `.swap` suffix (the .log last) and it takes their place.
+
+        Returns False, dropping the cleaned files, when the log changed under the cleaner
+        (truncation, retention, deletion): then nothing is swapped."""
+        with self._lock:
+            try:
+                first = next(i for i, s in enumerate(self._segments) if s is old[0])
+            except StopIteration:
+                first = -1
+            current = self._segments[first : first + len(old)] if first >= 0 else []
+            unchanged = (
+                len(current) == len(old)
+                and all(a is b for a, b in zip(current, old, strict=True))
+                and first + len(old) < len(self._segments)  # never the active segment
+                and not self.cleaning_aborted
+            )
+            if not unchanged:
+                cleaned.delete()
+                return False
+            cleaned.rename_files(SWAP_SUFFIX)
+            self.fileio.fsync_dir(self.directory)
+            when = self.clock.wall_ms() + max(self.config.file_delete_delay_ms, 0)
+            for segment in old:
+                segment.retire_open()
+                self._replaced.append((when, segment))
+            cleaned.rename_files("")
+            self._segments[first : first + len(old)] = [cleaned]
+            self._bases[first : first + len(old)] = [cleaned.base_offset]
+            self.fileio.fsync_dir(self.directory)
+        logger.info(
+            "%s swapped cleaned segment %d (%d bytes) in for %d segment(s)",
+            self._prefix,
+            cleaned.base_offset,
+            cleaned.size,
+            len(old),
+        )
+        return True
+
+
+def _swap_next_offset(fileio: FileIO, path: Path) -> int:
+    """The offset after the last whole batch of a `.log.swap` file."""
+    handle = fileio.open(path)
+    try:
+        size = fileio.size(handle)
+        position = 0
+        next_offset = -1
+        while position + record_batches.HEADER_SIZE <= size:
+            header = record_batches.read_header(
+                fileio.pread(handle, record_batches.HEADER_SIZE, position)
+            )
+            if (
+                header.batch_length < record_batches.HEADER_SIZE - record_batches.LOG_OVERHEAD
+                or position + header.size > size
+            ):
+                break
+            next_offset = header.next_offset
+            position += header.size
+        return next_offset
+    finally:
+        fileio.close(handle)
+
+
+def _complete_swaps(fileio: FileIO, directory: Path, names: list[str]) -> None:
+    """Finish the segment swaps a crash interrupted (see `Log.replace_segments`).
+
+    A `.log.swap` file is a complete cleaned segment: the segments it replaces (base offsets
+    within its offset range) go, and its files take their plain names. Index files with
+    `.swap` but no `.log.swap` beside them belong to a swap that did not reach step 1: they go.
+    """
+    present = set(names)
+    swaps = sorted(
+        base
+        for name in names
+        if name.endswith(LOG_SUFFIX + SWAP_SUFFIX) and (base := parse_base_offset(name)) is not None
+    )
+    suffixes = (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+    for name in names:
+        if name.endswith(SWAP_SUFFIX) and parse_base_offset(name) not in swaps:
+            fileio.delete(directory / name)
+    for base in swaps:
+        swap_log = directory / (file_name(base, LOG_SUFFIX) + SWAP_SUFFIX)
+        next_offset = _swap_next_offset(fileio, swap_log)
+        replaced = {
+            old
+            for name in names
+            if name.endswith(LOG_SUFFIX)
+            and (old := parse_base_offset(name)) is not None
+            and base <= old < max(next_offset, base + 1)
+        }
+        for old in replaced:
+            fileio.delete(directory / file_name(old, LOG_SUFFIX))
+            for suffix in suffixes:
+                # Step 3 renames the swap's index files before its .log: a plain index file at
+                # the swap's own base with no .swap beside it is already the cleaned one.
+                if old != base or file_name(base, suffix) + SWAP_SUFFIX in present:
+                    fileio.delete(directory / file_name(old, suffix))
+        for suffix in (*suffixes, LOG_SUFFIX):
+            source = directory / (file_name(base, suffix) + SWAP_SUFFIX)
+            if fileio.exists(source):
+                fileio.rename(source, directory / file_name(base, suffix))
+        logger.warning(
+            "[Log %s] finished swapping in cleaned segment %d after a crash", directory.name, base
+        )
+    fileio.fsync_dir(directory)

@@ -172,6 +172,10 @@ class LogManager:
     def logs(self) -> dict[TopicPartition, Log]:
         return dict(self._logs)
 
+    def fileio_of(self, log_dir: Path) -> FileIO:
+        """The FileIO of a log dir (its errors take the dir offline)."""
+        return self._fileio[log_dir]
+
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         return self._dir_of.get((topic, partition))
 

@@ -360,17 +360,20 @@ class ProducerStateManager:
 
     # --- the last stable offset -------------------------------------------------------------
 
-    def first_unstable_offset(self, high_watermark: int) -> int | None:
+    def first_unstable_offset(self, high_watermark: int, *, prune: bool = True) -> int | None:
         """The first offset of the earliest transaction that is open, or closed by a marker
         the high watermark has not reached; None when there is none (the common case, checked
-        first)."""
+        first). `prune=False` changes nothing (for a reader on another thread)."""
         if not self._ongoing and not self._unreplicated:
             return None
         unreplicated = self._unreplicated
-        while unreplicated and unreplicated[0].last_offset < high_watermark:
-            unreplicated.popleft()
+        if prune:
+            while unreplicated and unreplicated[0].last_offset < high_watermark:
+                unreplicated.popleft()
         first: int | None = next(iter(self._ongoing), None)
-        for completed in unreplicated:
+        for completed in list(unreplicated):
+            if completed.last_offset < high_watermark:
+                continue
             if first is None or completed.first_offset < first:
                 first = completed.first_offset
         return first

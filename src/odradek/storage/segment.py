@@ -73,22 +73,31 @@ class LogSegment:
         index_interval_bytes: int,
         max_index_bytes: int,
         created_ms: int,
+        file_suffix: str = "",
     ) -> None:
+        """`file_suffix` (`.cleaned`) names the files of a segment the log cleaner is still
+        writing, see `rename_files`."""
         self.fileio = fileio
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
-        self.log_path = directory / file_name(base_offset, LOG_SUFFIX)
+        self.file_suffix = file_suffix
+        self.log_path = directory / (file_name(base_offset, LOG_SUFFIX) + file_suffix)
         self.offset_index = OffsetIndex(
-            fileio, directory / file_name(base_offset, INDEX_SUFFIX), base_offset, max_index_bytes
+            fileio,
+            directory / (file_name(base_offset, INDEX_SUFFIX) + file_suffix),
+            base_offset,
+            max_index_bytes,
         )
         self.time_index = TimeIndex(
             fileio,
-            directory / file_name(base_offset, TIME_INDEX_SUFFIX),
+            directory / (file_name(base_offset, TIME_INDEX_SUFFIX) + file_suffix),
             base_offset,
             max_index_bytes,
         )
         self.txn_index = TransactionIndex(
-            fileio, directory / file_name(base_offset, TXN_INDEX_SUFFIX), base_offset
+            fileio,
+            directory / (file_name(base_offset, TXN_INDEX_SUFFIX) + file_suffix),
+            base_offset,
         )
         self._log = fileio.open(self.log_path, create=True)
         self.size = fileio.size(self._log)
@@ -246,6 +255,31 @@ class LogSegment:
         if start is None or last is None:
             return b"", -1
         return self.fileio.pread(self._log, stop - start, start), last.next_offset
+
+    def iter_batches(
+        self, chunk_bytes: int = _RECOVERY_CHUNK_BYTES, end: int | None = None
+    ) -> Iterator[tuple[BatchHeader, memoryview]]:
+        """Every whole batch from the start of the file up to `end` (default: `size`), read
+        `chunk_bytes` at a time (more for a larger batch): how the log cleaner reads."""
+        end = self.size if end is None else min(end, self.size)
+        position = 0
+        while position + HEADER_SIZE <= end:
+            data = self.fileio.pread(
+                self._log, min(max(chunk_bytes, HEADER_SIZE), end - position), position
+            )
+            first = records.read_header(data)
+            if first.size > len(data):
+                if position + first.size > end:
+                    return
+                data = self.fileio.pread(self._log, first.size, position)
+            view = memoryview(data)
+            consumed = 0
+            for batch_position, header in records.iter_batches(data):
+                yield header, view[batch_position : batch_position + header.size]
+                consumed = batch_position + header.size
+            if consumed == 0:
+                return
+            position += consumed
 
     def read_batch_at(self, position: int, size: int) -> bytes:
         return self.fileio.pread(self._log, size, position)
@@ -449,3 +483,40 @@ class LogSegment:
     def delete(self) -> None:
         for path in self._release():
             self.fileio.delete(path)
+
+    def rename_files(self, file_suffix: str) -> None:
+        """Give the files (still open) the suffix `file_suffix` instead of the current one
+        ("" for the plain names). The .log file is renamed last: a crash-safe swap relies on a
+        `.log` with a suffix meaning every index file beside it has that suffix too."""
+        indexes: tuple[OffsetIndex | TimeIndex | TransactionIndex, ...] = (
+            self.offset_index,
+            self.time_index,
+            self.txn_index,
+        )
+        for index in indexes:
+            target = _with_suffix(index.path, self.file_suffix, file_suffix)
+            if self.fileio.exists(index.path):
+                self.fileio.rename(index.path, target)
+            index.path = target
+        target = _with_suffix(self.log_path, self.file_suffix, file_suffix)
+        self.fileio.rename(self.log_path, target)
+        self.log_path = target
+        self.file_suffix = file_suffix
+
+    def retire_open(self) -> None:
+        """Rename the files with the `.deleted` suffix but keep them open: a reader that took
+        this segment before its log dropped it still reads it whole. `delete()` removes the
+        renamed files (and closes them) later."""
+        for index in (self.offset_index, self.time_index, self.txn_index):
+            target = index.path.with_name(index.path.name + DELETED_SUFFIX)
+            if self.fileio.exists(index.path):
+                self.fileio.rename(index.path, target)
+            index.path = target
+        target = self.log_path.with_name(self.log_path.name + DELETED_SUFFIX)
+        self.fileio.rename(self.log_path, target)
+        self.log_path = target
+
+
+def _with_suffix(path: Path, old: str, new: str) -> Path:
+    name = path.name[: len(path.name) - len(old)] if old else path.name
+    return path.with_name(name + new)

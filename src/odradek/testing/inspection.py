@@ -212,19 +212,24 @@ def consumer_lag(
     group: str,
     topics: Sequence[str] | None = None,
     *,
+    read_committed: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> dict[tuple[str, int], int]:
     """How many records the group has yet to commit past, by (topic, partition).
 
     Lag is the high watermark minus the committed offset (the whole partition, from its log
-    start, where the group committed nothing). Without `topics`, the topics the group has
-    committed offsets for.
+    start, where the group committed nothing); with `read_committed`, the last stable offset
+    minus it (what a read_committed group can still reach while transactions are open).
+    Without `topics`, the topics the group has committed offsets for.
     """
     from confluent_kafka import Consumer, TopicPartition
 
     committed = committed_offsets(bootstrap_servers, group, timeout_s=timeout_s)
     names = sorted({t for t, _ in committed} if topics is None else set(topics))
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group})
+    isolation = "read_committed" if read_committed else "read_uncommitted"
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": group, "isolation.level": isolation}
+    )
     try:
         lag: dict[tuple[str, int], int] = {}
         for topic in names:

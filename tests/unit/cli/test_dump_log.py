@@ -484,3 +484,80 @@ def test_a_transaction_index_written_by_the_log_and_its_abort_marker(
     ).splitlines()
     assert log_lines[-1].endswith("endTxnMarker: ABORT coordinatorEpoch: 9")
     assert "isControl: true" in log_lines[-2]
+
+
+# --- record decoders ----------------------------------------------------------------------------
+
+
+def test_offsets_decoder_shows_commits_group_metadata_and_tombstones(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from odradek.coordinator.group.records import (
+        GroupKey,
+        GroupValue,
+        OffsetKey,
+        OffsetValue,
+        encode_key,
+        encode_value,
+    )
+
+    commit = (
+        encode_key(OffsetKey("billing", "orders", 3)),
+        encode_value(OffsetValue(42, 7, "m", 1000, -1)),
+    )
+    group = (
+        encode_key(GroupKey("billing")),
+        encode_value(GroupValue("consumer", 5, "range", None, 1000, ())),
+    )
+    tombstone = (encode_key(OffsetKey("billing", "orders", 4)), None)
+    records: Records = [(k, v, []) for k, v in (commit, group, tombstone)]
+    records.append((b"\x00\x63garbage", b"x", []))  # a key version no decoder knows
+    path = tmp_path / "00000000000000000000.log"
+    path.write_bytes(encode_batch(records, timestamp_ms=1000))
+
+    doc = json.loads(_dump(capsys, "--offsets-decoder", "--output", "json", str(path)))
+    decoded = [(r["key"], r["payload"]) for r in doc["files"][0]["batches"][0]["records"]]
+    assert decoded[0] == (
+        {"type": "OffsetKey", "data": {"group": "billing", "topic": "orders", "partition": 3}},
+        {
+            "type": "OffsetValue",
+            "data": {
+                "offset": 42,
+                "leader_epoch": 7,
+                "metadata": "m",
+                "commit_timestamp": 1000,
+                "expire_timestamp": -1,
+            },
+        },
+    )
+    assert decoded[1][0] == {"type": "GroupKey", "data": {"group": "billing"}}
+    assert decoded[1][1]["data"]["generation"] == 5
+    assert decoded[2] == (
+        {"type": "OffsetKey", "data": {"group": "billing", "topic": "orders", "partition": 4}},
+        None,
+    )
+    assert "error" in decoded[3][0]
+
+    text = _dump(capsys, "--offsets-decoder", str(path))
+    assert 'key: {"type": "OffsetKey"' in text and "payload: null" in text
+
+
+def test_transaction_log_decoder_shows_each_id_and_its_state(tmp_path: Path, capsys: Any) -> None:
+    from odradek.coordinator.transaction.records import (
+        TransactionLogKey,
+        TransactionLogValue,
+        encode_key,
+        encode_value,
+    )
+
+    value = TransactionLogValue(4000, 2, 60000, 1, (("orders", (0, 2)),), 1500, 1400)
+    records: Records = [(encode_key(TransactionLogKey("copier")), encode_value(value), [])]
+    path = tmp_path / "00000000000000000000.log"
+    path.write_bytes(encode_batch(records, timestamp_ms=1000))
+
+    doc = json.loads(_dump(capsys, "--transaction-log-decoder", "--output", "json", str(path)))
+    (record,) = doc["files"][0]["batches"][0]["records"]
+    assert record["key"] == {"type": "TransactionLogKey", "data": {"transactional_id": "copier"}}
+    data = record["payload"]["data"]
+    assert (data["producer_id"], data["producer_epoch"]) == (4000, 2)
+    assert data["transaction_partitions"] == [["orders", [0, 2]]]

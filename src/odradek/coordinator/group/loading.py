@@ -2,8 +2,9 @@
 
 As Kafka's loader does, only the last record of each key counts: the partition is read whole
 into a map of key -> latest (offset, value) (a tombstone included), and then just those are
-decoded and replayed, in the order they were last written. Until the log cleaner compacts the
-topic, that keeps the replay to one record per live offset however often it was committed.
+decoded and replayed, in the order they were last written. The log cleaner compacts the topic,
+but the part it has not cleaned yet holds every commit; this keeps the replay to one record per
+live key however often it was committed.
 
 Transactional offset commits and transaction markers are replayed as they come, merged in log
 order with those: a transaction's offsets stay pending until its marker, which materializes

@@ -671,6 +671,15 @@ class TransactionCoordinator:
 
         self.writes.append(Write(partition, (record,), done))
 
+    def is_ending(self, transactional_id: str) -> bool:
+        """Whether the id's transaction is between EndTxn and its completion (markers being
+        written, or its Complete record): requests for it get CONCURRENT_TRANSACTIONS."""
+        current = self.transactions.get(transactional_id)
+        pending = self._pending.get(transactional_id)
+        return (current is not None and current.state.is_prepared) or (
+            pending is not None and pending.state.is_prepared
+        )
+
     # --- DescribeTransactions, ListTransactions -----------------------------------------------
 
     def describe(self, transactional_id: str) -> TransactionDescription:

@@ -4,6 +4,11 @@ Derived from the handler registry. A request whose version is above what we supp
 with UNSUPPORTED_VERSION in a v0 response carrying our ranges, so the client can retry with a
 version we speak (KIP-511). v3+ clients name their software; a malformed name or version is
 INVALID_REQUEST.
+
+v3+ also carry the cluster's features: `transaction.version` is finalized at level 2, which
+tells clients that can (Kafka's Java client from 4.0) to use KIP-890 part 2 transactions:
+Produce v12 and TxnOffsetCommit v5 add partitions implicitly, EndTxn v5 bumps the epoch.
+Clients that do not read features (librdkafka, KafkaJS) keep transaction version 1.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from odradek.server.registry import handler, supported_versions
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 
 
-def _response(version: int, error: ErrorCode) -> Any:
+# name -> (lowest supported, highest supported = finalized level)
+FEATURES = {"transaction.version": (0, 2)}
+
+
+def _response(version: int, error: ErrorCode, features_epoch: int = -1) -> Any:
     schema = response_schema(ApiKey.API_VERSIONS, version)
     keys = tuple(
         schema.ApiVersion(api_key=key, min_version=low, max_version=high)
@@ -30,9 +39,19 @@ def _response(version: int, error: ErrorCode) -> Any:
         error_code=error,
         api_keys=keys,
         throttle_time=0,
-        supported_features=(),
-        finalized_features_epoch=-1,
-        finalized_features=(),
+        supported_features=tuple(
+            schema.SupportedFeatureKey(name=name, min_version=low, max_version=high)
+            for name, (low, high) in FEATURES.items()
+        )
+        if version >= 3
+        else (),
+        finalized_features_epoch=features_epoch,
+        finalized_features=tuple(
+            schema.FinalizedFeatureKey(name=name, max_version_level=high, min_version_level=high)
+            for name, (_, high) in FEATURES.items()
+        )
+        if version >= 3
+        else (),
         zk_migration_ready=False,
     )
 
@@ -49,4 +68,4 @@ async def handle_api_versions(ctx: RequestContext, request: Any) -> Any:
         software_version = request.client_software_version
         if not _SOFTWARE.match(name or "") or not _SOFTWARE.match(software_version or ""):
             return _response(version, ErrorCode.INVALID_REQUEST)
-    return _response(version, ErrorCode.NONE)
+    return _response(version, ErrorCode.NONE, features_epoch=0)

@@ -6,12 +6,20 @@ partition it does not own, NOT_COORDINATOR (the admin client then looks the coor
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _start_time(start_ms: int) -> datetime.datetime:
+    """kio's datetime for the start (Kafka sends -1 for no transaction; kio has no None)."""
+    return _EPOCH + datetime.timedelta(milliseconds=start_ms)
 
 
 @handler(ApiKey.DESCRIBE_TRANSACTIONS, versions=(0, 0))
@@ -27,7 +35,7 @@ async def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any
                 transactional_id=transactional_id,
                 transaction_state=found.state,
                 transaction_timeout=found.timeout_ms,
-                transaction_start_time=found.start_timestamp_ms,
+                transaction_start_time=_start_time(found.start_timestamp_ms),
                 producer_id=found.producer_id,
                 producer_epoch=found.producer_epoch,
                 topics=tuple(

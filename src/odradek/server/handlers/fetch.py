@@ -1,4 +1,4 @@
-"""Fetch (key 1), v4-v16.
+"""Fetch (key 1), v0-v16; v0-v3 (old message formats) are served by `fetch_legacy.py`.
 
 Consumers read whole stored batches, unchanged, up to the high watermark. Long poll: the
 response waits up to max_wait_ms until min_bytes are available, woken by appends. Limits:
@@ -157,9 +157,13 @@ def _changed(result: _Result, state: SessionPartition) -> bool:
     )
 
 
-@handler(ApiKey.FETCH, versions=(4, 16))
+@handler(ApiKey.FETCH, versions=(0, 16), raw_below=4)
 async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
+    if version < 4:  # old message formats: down-converted off this path (fetch_legacy.py)
+        from odradek.server.handlers.fetch_legacy import handle_legacy_fetch
+
+        return await handle_legacy_fetch(ctx)
     node = ctx.node
     now_ms = node.clock.monotonic_ms()
     session_id = getattr(request, "session_id", 0)

@@ -1,4 +1,4 @@
-"""ListOffsets (key 2), v1-v8.
+"""ListOffsets (key 2), v0-v8.
 
 Per partition, by timestamp: -2 earliest (log start offset), -1 latest (high watermark, or the
 last stable offset for read_committed), -3 the record with the largest timestamp (v7+, KIP-734),
@@ -8,6 +8,11 @@ As in Kafka, what a reader may fetch bounds every answer: the high watermark, or
 read_committed (isolation_level 1) the last stable offset, is "latest", and a record found by
 timestamp (-3 included) at or past it is no answer (-1/-1).
 A partition named twice in one request is INVALID_REQUEST, as Kafka answers.
+
+v0 (old consumers; no schema in kio) answers a list of at most max_num_offsets offsets: for -1
+the high watermark, for -2 the log start offset. For a timestamp Kafka 3.x answers with the
+base offsets of segments whose file was last modified before it, which depends on file times;
+here it is the v1 answer (the first record at or after it), empty when there is none.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from typing import Any
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
+from odradek.protocol.legacy_requests import (
+    decode_list_offsets_v0_request,
+    encode_list_offsets_v0_response,
+)
 from odradek.replication.partition import Partition
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
@@ -64,8 +73,10 @@ def _find(
     return found
 
 
-@handler(ApiKey.LIST_OFFSETS, versions=(1, 8))
+@handler(ApiKey.LIST_OFFSETS, versions=(0, 8), raw_below=1)
 async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
+    if ctx.api_version == 0:
+        return _list_offsets_v0(ctx)
     schema = response_schema(ApiKey.LIST_OFFSETS, ctx.api_version)
     read_committed = getattr(request, "isolation_level", 0) == 1
     counts = Counter(
@@ -96,3 +107,35 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
             schema.ListOffsetsTopicResponse(name=topic.name, partitions=tuple(partitions))
         )
     return schema.ListOffsetsResponse(throttle_time=0, topics=tuple(topics))
+
+
+def _list_offsets_v0(ctx: RequestContext) -> bytes:
+    _, topics = decode_list_offsets_v0_request(ctx.frame, ctx.body_position)
+    answer: list[tuple[str, list[tuple[int, int, list[int]]]]] = []
+    for name, partitions in topics:
+        rows: list[tuple[int, int, list[int]]] = []
+        for item in partitions:
+            try:
+                partition = ctx.node.replica_manager.leader(name, item.partition)
+                if item.timestamp == LATEST:
+                    offsets = [partition.high_watermark]
+                elif item.timestamp == EARLIEST:
+                    offsets = [partition.log.log_start_offset]
+                elif item.timestamp < 0:
+                    raise KafkaError(
+                        f"invalid timestamp {item.timestamp}", ErrorCode.INVALID_REQUEST
+                    )
+                else:
+                    found = partition.log.offset_for_timestamp(item.timestamp)
+                    offsets = (
+                        [found[0]]
+                        if found is not None and found[0] < partition.high_watermark
+                        else []
+                    )
+                rows.append(
+                    (item.partition, ErrorCode.NONE, offsets[: max(item.max_num_offsets, 0)])
+                )
+            except KafkaError as exc:
+                rows.append((item.partition, exc.code, []))
+        answer.append((name, rows))
+    return encode_list_offsets_v0_response(ctx.header.correlation_id, answer)

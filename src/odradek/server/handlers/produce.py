@@ -1,13 +1,13 @@
-"""Produce (key 0), v0-v11; v0-v2 are advertised but refused.
+"""Produce (key 0), v0-v12 (v12: transaction version 2 clients, see below).
 
-librdkafka before 2.11.1 enables gzip/snappy/lz4 only when Produce v0 is advertised
-(KAFKA-18659), so v0-v2 are listed; until the old message formats are supported, such
-requests get UNSUPPORTED_VERSION for every partition, as Kafka 4 answers them.
+v0-v2 (old producers, magic 0/1 message sets) are served by `produce_legacy.py`, which
+up-converts to v2 batches as Kafka 3.x does; this module routes them there first thing.
 
 v3+: the request is decoded by our own hot-path decoder so record sets stay memoryviews into
 the received frame; the log validates each batch and rewrites offsets in place. A
 transactional batch that would open its producer's transaction on a partition is first
-verified with the transaction coordinator (server/transaction_verification.py). acks=0 gets no
+verified with the transaction coordinator (server/transaction_verification.py). Clients may
+not write to the internal topics (server/write_policy.py). acks=0 gets no
 response (an error closes the connection so the client notices, as Kafka does); acks=1 is
 answered after the append; acks=-1 after a group-commit fsync covers the records.
 """
@@ -15,7 +15,6 @@ answered after the append; acks=-1 after a group-commit fsync covers the records
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
@@ -25,43 +24,25 @@ from odradek.protocol.produce import decode_produce_request
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
 from odradek.server.transaction_verification import (
+    add_partition_implicitly,
     transactional_producer,
     verification_failure,
     verify_partition,
 )
+from odradek.server.write_policy import check_client_may_write
 from odradek.storage.log import AppendResult
 from odradek.storage.producer_state import NO_PRODUCER_ID
 
 _Outcome = tuple[ErrorCode, AppendResult | None, str | None]
 
 
-def _legacy_response(ctx: RequestContext, data: Any) -> bytes:
-    """Produce v0-v2 response, every partition UNSUPPORTED_VERSION (kio has no v0-v2 schema)."""
-    version = ctx.api_version
-    body = bytearray(struct.pack(">i", ctx.header.correlation_id))
-    body += struct.pack(">i", len(data.topics))
-    for topic in data.topics:
-        name = topic.name.encode()
-        body += struct.pack(">h", len(name)) + name + struct.pack(">i", len(topic.partitions))
-        for partition in topic.partitions:
-            body += struct.pack(">ihq", partition.partition, ErrorCode.UNSUPPORTED_VERSION, -1)
-            if version >= 2:
-                body += struct.pack(">q", -1)
-    if version >= 1:
-        body += struct.pack(">i", 0)
-    return struct.pack(">i", len(body)) + bytes(body)
-
-
-@handler(ApiKey.PRODUCE, versions=(0, 11), raw=True)
+@handler(ApiKey.PRODUCE, versions=(0, 12), raw=True)
 async def handle_produce(ctx: RequestContext, _: Any) -> Any:
     version = ctx.api_version
-    if version < 3:
-        from odradek.protocol.produce import decode_legacy_produce_request
+    if version < 3:  # old message formats: converted off this path (produce_legacy.py)
+        from odradek.server.handlers.produce_legacy import handle_legacy_produce
 
-        legacy = decode_legacy_produce_request(ctx.frame, ctx.body_position)
-        if legacy.acks == 0:
-            raise CloseConnection("Produce v0-v2 with acks=0 is not supported")
-        return _legacy_response(ctx, legacy)
+        return await handle_legacy_produce(ctx)
     data = decode_produce_request(ctx.frame, ctx.body_position, version)
     replica_manager = ctx.node.replica_manager
     outcomes: dict[tuple[str, int], _Outcome] = {}
@@ -74,6 +55,7 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                 outcomes[key] = (ErrorCode.INVALID_REQUIRED_ACKS, None, None)
                 continue
             try:
+                check_client_may_write(ctx.header.client_id, topic.name)
                 partition = replica_manager.leader(topic.name, item.partition)
                 if item.records is None:
                     raise KafkaError("null record set", ErrorCode.INVALID_RECORD)
@@ -82,9 +64,14 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                 verified = NO_PRODUCER_ID
                 producer = transactional_producer(item.records)
                 if producer is not None:
-                    error = verify_partition(
-                        ctx.node, data.transactional_id, partition, producer, version
-                    )
+                    if version >= 12 and data.transactional_id is not None:
+                        error = await add_partition_implicitly(
+                            ctx.node, data.transactional_id, partition, producer
+                        )
+                    else:
+                        error = verify_partition(
+                            ctx.node, data.transactional_id, partition, producer, version
+                        )
                     if error != ErrorCode.NONE:
                         raise verification_failure(error)
                     verified = producer[0]

@@ -1,13 +1,14 @@
-"""TxnOffsetCommit (key 28), v0-v4: a transactional producer commits a group's offsets inside
+"""TxnOffsetCommit (key 28), v0-v5: a transactional producer commits a group's offsets inside
 its transaction (consume-transform-produce, KIP-98; member and generation from v3, KIP-447).
 
-The group's `__consumer_offsets` partition must be in the transaction (AddOffsetsToTxn); as
-with a produced batch, that is verified with the transaction coordinator before the commit
-opens the transaction there (KIP-890). The offsets are written in a transactional batch of the
-producer and stay pending until the transaction's marker: a commit makes them the group's
-committed offsets, an abort drops them. Partitions of topics that do not exist get
-UNKNOWN_TOPIC_OR_PARTITION. Before v2, COORDINATOR_LOAD_IN_PROGRESS is answered as
-COORDINATOR_NOT_AVAILABLE, as Kafka does for clients older than 2.0.
+The group's `__consumer_offsets` partition must be in the transaction (AddOffsetsToTxn); as with
+a produced batch, that is verified with the transaction coordinator before the commit opens the
+transaction there (KIP-890). The offsets are written in a transactional batch of the producer
+and stay pending until the transaction's marker: a commit makes them the group's committed
+offsets, an abort drops them. v5 clients (transaction version 2, KIP-890 part 2) send no
+AddOffsetsToTxn: their commit adds the group's partition to the transaction. Partitions of
+topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION. Before v2, COORDINATOR_LOAD_IN_PROGRESS
+is answered as COORDINATOR_NOT_AVAILABLE, as Kafka does for clients older than 2.0.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
-from odradek.server.transaction_verification import verify_partition
+from odradek.server.transaction_verification import produce_error, verify_partition
 
 # Coordinator errors for a commit that could not be checked now: retriable for the client.
 _NOT_AVAILABLE = frozenset({ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION})
 
 
-@handler(ApiKey.TXN_OFFSET_COMMIT, versions=(0, 4))
+@handler(ApiKey.TXN_OFFSET_COMMIT, versions=(0, 5))
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
     schema = response_schema(ApiKey.TXN_OFFSET_COMMIT, version)
@@ -49,7 +50,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
                 item.committed_metadata or "",
             )
         )
-    refused = await _refused(ctx, request)
+    refused = await _refused(ctx, request, version)
     if refused is not None:
         for position in errors:
             if errors[position] == ErrorCode.NONE:
@@ -90,26 +91,28 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-async def _refused(ctx: RequestContext, request: Any) -> ErrorCode | None:
+async def _refused(ctx: RequestContext, request: Any, version: int) -> ErrorCode | None:
     """Why no offset of the request can be committed, if none can."""
     if not request.group_id:
         return ErrorCode.INVALID_GROUP_ID
     node = ctx.node
     try:
         groups = await node.groups()
-        await node.transactions()
+        runtime = await node.transactions()
         partition = node.replica_manager.leader(
             OFFSETS_TOPIC, groups.core.partition_for(request.group_id)
         )
     except KafkaError as exc:
         return exc.code if exc.code not in _NOT_AVAILABLE else ErrorCode.COORDINATOR_NOT_AVAILABLE
-    error = verify_partition(
-        node,
-        request.transactional_id,
-        partition,
-        (request.producer_id, request.producer_epoch),
-        produce_version=0,
-    )
+    producer = (request.producer_id, request.producer_epoch)
+    entry = partition.log.producer_state.producers.get(producer[0])
+    if version >= 5 and (entry is None or entry.txn_first_offset < 0):
+        added = await runtime.add_offsets(
+            request.transactional_id, *producer, request.group_id, transaction_version=2
+        )
+        error = produce_error(added, 12)  # v5 clients know TRANSACTION_ABORTABLE
+    else:
+        error = verify_partition(node, request.transactional_id, partition, producer, 0)
     if error in _NOT_AVAILABLE:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE
     return None if error == ErrorCode.NONE else error
