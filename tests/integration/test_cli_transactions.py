@@ -15,13 +15,6 @@ from confluent_kafka import Producer
 from kafka_helpers import TIMEOUT_S, create_topic, unique_topic
 
 TIMEOUT_MS = 45_000
-# The broker cannot encode a DescribeTransactions answer whose start time is -1 (an Empty id,
-# or one it does not know): `build` turns -1 into None for the datetime field and kio's writer
-# of the non-nullable field fails, so the connection is closed instead of answered. Kafka
-# answers -1 (TransactionCoordinator.handleDescribeTransactions). Strict: passes once fixed.
-START_TIME_MINUS_ONE = pytest.mark.xfail(
-    strict=True, reason="broker: DescribeTransactions with a start time of -1 closes the connection"
-)
 
 
 @pytest.fixture
@@ -110,7 +103,6 @@ def test_list_and_describe_an_open_then_committed_transaction(
     assert transactional_id not in listed(broker, "--state", "Ongoing")
 
 
-@START_TIME_MINUS_ONE
 def test_describe_a_transactional_id_with_no_transaction_yet(broker: Any) -> None:
     """After InitProducerId alone the id is Empty and has no start time (Kafka sends -1)."""
     transactional_id = unique_topic("cli-txn-empty")
@@ -124,7 +116,6 @@ def test_describe_a_transactional_id_with_no_transaction_yet(broker: Any) -> Non
     assert listed(broker, "--state", "Empty")[transactional_id]["state"] == "Empty"
 
 
-@START_TIME_MINUS_ONE
 def test_describe_an_unknown_transactional_id(broker: Any) -> None:
     proc = odradek(broker, "transactions", "describe", "no-such-txn-id", "--output", "json")
     message = one_error_line(proc, 2, noun="transactions")
@@ -132,7 +123,6 @@ def test_describe_an_unknown_transactional_id(broker: Any) -> None:
     assert proc.stdout.strip() in ("", '{\n  "transactions": []\n}')
 
 
-@START_TIME_MINUS_ONE
 def test_describe_several_ids_shows_the_known_and_reports_the_unknown(
     broker: Any, open_transaction: tuple[str, str, Producer]
 ) -> None:

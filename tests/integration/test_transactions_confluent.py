@@ -205,12 +205,20 @@ def _committed_end(bootstrap: str, topic: str) -> tuple[int, int]:
 
 
 def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    """The group's stable committed offset for partition 0. Right after EndTxn the offsets of
+    the transaction may still wait for their marker (UNSTABLE_OFFSET_COMMIT): asked again, as
+    Kafka's consumer does."""
     client = admin(bootstrap)
     request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])]
-    future = client.list_consumer_group_offsets(request, require_stable=True)[group]
-    (tp,) = future.result(TIMEOUT_S).topic_partitions
-    assert tp.error is None, tp.error
-    return None if tp.offset < 0 else int(tp.offset)
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        future = client.list_consumer_group_offsets(request, require_stable=True)[group]
+        (tp,) = future.result(TIMEOUT_S).topic_partitions
+        if tp.error is None:
+            return None if tp.offset < 0 else int(tp.offset)
+        assert tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT, tp.error
+        assert time.monotonic() < deadline, "the offsets never became stable"
+        time.sleep(0.05)
 
 
 def test_send_offsets_to_transaction_commits_the_offsets_only_with_the_transaction(
@@ -256,53 +264,56 @@ def test_send_offsets_to_transaction_commits_the_offsets_only_with_the_transacti
 # -- a delayed EndTxn ----------------------------------------------------------------------
 
 
+def delayed_end_txn(broker: Any, topic: str, end_version: int) -> tuple[int, list[bytes]]:
+    """Transaction 1 committed, transaction 2 begun on the same partition, then a copy of
+    transaction 1's EndTxn: its error code, and what read_committed sees right after it."""
+    txn = RawTransactions(broker.port, unique_topic("txn-delayed-end"), end_version=end_version)
+    assert txn.end_version == end_version, f"EndTxn v{end_version} is not offered"
+    first_epoch = txn.epoch
+
+    assert txn.add_partitions(topic, 0) == ErrorCode.NONE
+    assert txn.produce(topic, 0, txn.batch(topic, 0, b"txn-1")).error_code == ErrorCode.NONE
+    commit_1 = txn.end(commit=True)
+    assert commit_1.error_code == ErrorCode.NONE, commit_1
+    if end_version >= 5:
+        # Transaction 2 uses the epoch EndTxn v5 handed back; sequences start again at 0.
+        assert (commit_1.producer_id, commit_1.producer_epoch) == (txn.producer_id, first_epoch + 1)
+        txn.epoch, txn.sequences = int(commit_1.producer_epoch), {}
+
+    assert txn.add_partitions(topic, 0) == ErrorCode.NONE
+    assert txn.produce(topic, 0, txn.batch(topic, 0, b"txn-2")).error_code == ErrorCode.NONE
+
+    late = txn.end(commit=True, epoch=first_epoch, retry=False)
+    seen = values(broker.bootstrap, topic, 2, COMMITTED)
+    if late.error_code != ErrorCode.NONE:
+        abort_2 = txn.end(commit=False)
+        assert abort_2.error_code == ErrorCode.NONE, abort_2
+    return int(late.error_code), seen
+
+
 def test_an_end_txn_delayed_past_the_next_transaction_cannot_end_it(
-    broker: Any, topics: tuple[str, str], request: pytest.FixtureRequest
+    broker: Any, topics: tuple[str, str]
 ) -> None:
     """A producer commits transaction 1; the network keeps a copy of that EndTxn (a retry whose
     first attempt got through, or a duplicate from a proxy) and delivers it only after the
-    producer has begun transaction 2 on the same partition.
-
-    With EndTxn v5 (KIP-890 part 2) every end bumps the producer epoch: the copy carries the
-    old epoch and is fenced, transaction 2 stays open until its producer aborts it, and none
-    of its records is ever visible to a read_committed consumer. Before v5 nothing in the
-    request tells the copy from a commit of transaction 2 (same producer id, same epoch), so
-    a broker that only offers EndTxn v0-4 commits transaction 2 behind its producer's back, as
-    Kafka does with transaction version 1 (KAFKA-17754). The test then fails, and is marked as
-    an expected failure, strictly: once v5 is offered it must pass.
+    producer has begun transaction 2 on the same partition. With EndTxn v5 (KIP-890 part 2)
+    every end bumps the producer epoch: the copy carries the old epoch and is fenced,
+    transaction 2 stays open until its producer aborts it, and none of its records is ever
+    visible to a read_committed consumer.
     """
     orders, _ = topics
-    txn = RawTransactions(broker.port, unique_topic("txn-delayed-end"), end_version=5)
-    if txn.end_version < 5:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=f"EndTxn v{txn.end_version} is the highest offered; v5 (KIP-890 part 2)"
-                " is what fences a delayed EndTxn",
-            )
-        )
-    first_epoch = txn.epoch
-
-    # Transaction 1: one record, committed.
-    assert txn.add_partitions(orders, 0) == ErrorCode.NONE
-    assert txn.produce(orders, 0, txn.batch(orders, 0, b"txn-1")).error_code == ErrorCode.NONE
-    commit_1 = txn.end(commit=True)
-    assert commit_1.error_code == ErrorCode.NONE, commit_1
-    if txn.end_version >= 5:
-        # Transaction 2 uses the epoch EndTxn v5 handed back; sequences start again at 0.
-        assert commit_1.producer_epoch == first_epoch + 1, commit_1
-        txn.epoch, txn.sequences = int(commit_1.producer_epoch), {}
-
-    # Transaction 2 on the same partition.
-    assert txn.add_partitions(orders, 0) == ErrorCode.NONE
-    assert txn.produce(orders, 0, txn.batch(orders, 0, b"txn-2")).error_code == ErrorCode.NONE
-
-    # The delayed copy of transaction 1's EndTxn arrives now.
-    late = txn.end(commit=True, epoch=first_epoch, retry=False)
-    assert values(broker.bootstrap, orders, 2, COMMITTED) == [b"txn-1"], late
-    assert late.error_code == ErrorCode.PRODUCER_FENCED, late
-
-    abort_2 = txn.end(commit=False)
-    assert abort_2.error_code == ErrorCode.NONE, abort_2
-    assert values(broker.bootstrap, orders, 2, COMMITTED) == [b"txn-1"]
+    error, seen = delayed_end_txn(broker, orders, end_version=5)
+    assert (error, seen) == (ErrorCode.PRODUCER_FENCED, [b"txn-1"])
+    assert values(broker.bootstrap, orders, 2, COMMITTED) == [b"txn-1"]  # after the abort
     assert values(broker.bootstrap, orders, 2, UNCOMMITTED) == [b"txn-1", b"txn-2"]
+
+
+def test_before_end_txn_v5_the_delayed_copy_commits_the_next_transaction(
+    broker: Any, topics: tuple[str, str]
+) -> None:
+    """The negative control: with EndTxn v4 (transaction version 1, no epoch bump) nothing in
+    the request tells the copy from a commit of transaction 2, which is committed behind its
+    producer's back, as Kafka does (KAFKA-17754). The check above sees that happen."""
+    orders, _ = topics
+    error, seen = delayed_end_txn(broker, orders, end_version=4)
+    assert (error, seen) == (ErrorCode.NONE, [b"txn-1", b"txn-2"])
