@@ -13,6 +13,7 @@ its own unflushed records toward the high watermark, must both be caught within 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import pytest
@@ -33,14 +34,11 @@ def run_seed(seed: int, voters: int, observers: int, factory: CoreFactory = Raft
         replay = Simulation(
             seed, voters=voters, observers=observers, core_factory=factory, trace=True
         )
-        try:
-            replay.run()
-        except AssertionError:
-            pass
+        with contextlib.suppress(AssertionError):
+            replay.run()  # only for its trace
         trace = "\n".join((replay.trace or [])[-60:])
         raise AssertionError(
-            f"seed {seed} ({voters} voters, {observers} observers): {failure}\n"
-            f"last steps:\n{trace}"
+            f"seed {seed} ({voters} voters, {observers} observers): {failure}\nlast steps:\n{trace}"
         ) from failure
 
 
