@@ -405,6 +405,7 @@ class RaftCore:
                     self._become_candidate(now_ms)
                 else:
                     self._become_unattached(st.epoch, now_ms)
+                    self._poll(now_ms)  # and ask a voter at once who leads
                 return
             self._maybe_fetch(st.fetch, st.leader_id, now_ms)
 
