@@ -31,6 +31,7 @@ class RaftError(IntEnum):
     move there when the core is wired into the broker.
     """
 
+    UNKNOWN_SERVER_ERROR = -1
     NONE = 0
     NOT_LEADER_OR_FOLLOWER = 6
     INVALID_REQUEST = 42
