@@ -24,7 +24,7 @@ Safety rules it keeps, each tested:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from odradek.metadata.raft.log import Diverging, RaftLog, Snapshot, SnapshotNeeded
@@ -154,7 +154,8 @@ class RaftCore:
                 voted_id=saved.voted_id,
             )
         elif saved.voted_id != NO_VOTE and config.is_voter:
-            self.state = VotedState(saved.leader_epoch, saved.voted_id, self._deadline_or(now_ms))
+            deadline = self._election_deadline(now_ms)
+            self.state = VotedState(saved.leader_epoch, saved.voted_id, deadline)
         else:
             self.state = UnattachedState(saved.leader_epoch, self._deadline_or_none(now_ms))
 
@@ -254,9 +255,6 @@ class RaftCore:
     def _election_deadline(self, now_ms: int) -> int:
         timeout = self.config.election_timeout_ms
         return now_ms + timeout + self._random.randrange(0, timeout)
-
-    def _deadline_or(self, now_ms: int) -> int:
-        return self._election_deadline(now_ms)
 
     def _deadline_or_none(self, now_ms: int) -> int | None:
         return self._election_deadline(now_ms) if self.config.is_voter else None
@@ -685,29 +683,29 @@ class RaftCore:
     def _on_fetch_request(self, request: FetchRequest, correlation_id: int, now_ms: int) -> None:
         replica = request.replica_id
 
-        def answer(error: RaftError, **fields: object) -> None:
-            response = FetchResponse(
-                error_code=error,
-                high_watermark=self.high_watermark if self.is_leader else -1,
-                current_leader=self._current_leader(),
-                log_start_offset=self.log.log_start_offset,
-                **fields,  # type: ignore[arg-type]
-            )
+        base = FetchResponse(
+            error_code=RaftError.NONE,
+            high_watermark=self.high_watermark if self.is_leader else -1,
+            current_leader=self._current_leader(),
+            log_start_offset=self.log.log_start_offset,
+        )
+
+        def answer(response: FetchResponse) -> None:
             self._respond(replica, response, correlation_id)
 
         if self._wrong_cluster(request.cluster_id):
-            answer(RaftError.NONE, top_level_error_code=RaftError.INCONSISTENT_CLUSTER_ID)
+            answer(replace(base, top_level_error_code=RaftError.INCONSISTENT_CLUSTER_ID))
             return
         error = self._leader_only_error(request.current_leader_epoch)
         if error is not None:
-            answer(error)
+            answer(replace(base, error_code=error))
             return
         if (
             request.fetch_offset < 0
             or request.last_fetched_epoch < 0
             or request.last_fetched_epoch > request.current_leader_epoch
         ):
-            answer(RaftError.INVALID_REQUEST)
+            answer(replace(base, error_code=RaftError.INVALID_REQUEST))
             return
         st = self.state
         assert isinstance(st, LeaderState)
@@ -716,10 +714,10 @@ class RaftCore:
             progress.last_fetch_ms = now_ms
         validation = self.log.validate_fetch(request.fetch_offset, request.last_fetched_epoch)
         if isinstance(validation, Diverging):
-            answer(RaftError.NONE, diverging_epoch=validation.diverging_epoch)
+            answer(replace(base, diverging_epoch=validation.diverging_epoch))
             return
         if isinstance(validation, SnapshotNeeded):
-            answer(RaftError.NONE, snapshot_id=validation.snapshot_id)
+            answer(replace(base, snapshot_id=validation.snapshot_id))
             return
         if progress is not None:
             progress.end_offset = request.fetch_offset
@@ -732,7 +730,8 @@ class RaftCore:
         if request.fetch_offset < self.log.end_offset:
             max_bytes = min(request.partition_max_bytes, self.config.fetch_max_bytes)
             records = self.log.read(request.fetch_offset, max_bytes)
-        answer(RaftError.NONE, records=records)
+        # The high watermark may have moved with this very fetch.
+        answer(replace(base, high_watermark=self.high_watermark, records=records))
 
     def _progress(self, st: LeaderState, replica: int) -> ReplicaProgress | None:
         if replica == self._id or replica < 0:
@@ -806,20 +805,17 @@ class RaftCore:
     ) -> None:
         replica = request.replica_id
 
-        def answer(error: RaftError, **fields: object) -> None:
-            response = FetchSnapshotResponse(
-                error_code=error,
-                current_leader=self._current_leader(),
-                **fields,  # type: ignore[arg-type]
-            )
+        base = FetchSnapshotResponse(RaftError.NONE, self._current_leader())
+
+        def answer(response: FetchSnapshotResponse) -> None:
             self._respond(replica, response, correlation_id)
 
         if self._wrong_cluster(request.cluster_id):
-            answer(RaftError.NONE, top_level_error_code=RaftError.INCONSISTENT_CLUSTER_ID)
+            answer(replace(base, top_level_error_code=RaftError.INCONSISTENT_CLUSTER_ID))
             return
         error = self._leader_only_error(request.current_leader_epoch)
         if error is not None:
-            answer(error)
+            answer(replace(base, error_code=error))
             return
         st = self.state
         assert isinstance(st, LeaderState)
@@ -828,19 +824,22 @@ class RaftCore:
             progress.last_fetch_ms = now_ms
         snapshot = self.log.snapshot
         if snapshot is None or snapshot.snapshot_id != request.snapshot_id:
-            answer(RaftError.SNAPSHOT_NOT_FOUND)
+            answer(replace(base, error_code=RaftError.SNAPSHOT_NOT_FOUND))
             return
         payload = snapshot.payload
         if not 0 <= request.position <= len(payload):
-            answer(RaftError.POSITION_OUT_OF_RANGE)
+            answer(replace(base, error_code=RaftError.POSITION_OUT_OF_RANGE))
             return
         size = max(1, min(request.max_bytes, self.config.snapshot_chunk_bytes))
+        chunk = payload[request.position : request.position + size]
         answer(
-            RaftError.NONE,
-            snapshot_id=snapshot.snapshot_id,
-            size=len(payload),
-            position=request.position,
-            unaligned_records=payload[request.position : request.position + size],
+            replace(
+                base,
+                snapshot_id=snapshot.snapshot_id,
+                size=len(payload),
+                position=request.position,
+                unaligned_records=chunk,
+            )
         )
 
     def _on_fetch_snapshot_response(
