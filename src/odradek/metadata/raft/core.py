@@ -523,7 +523,7 @@ class RaftCore:
 
     def _on_message(self, source: int, message: Message, correlation_id: int, now_ms: int) -> None:
         if isinstance(message, FetchRequest):
-            self._on_fetch_request(message, correlation_id, now_ms)
+            self._on_fetch_request(source, message, correlation_id, now_ms)
         elif isinstance(message, FetchResponse):
             self._on_fetch_response(message, correlation_id, now_ms)
         elif isinstance(message, VoteRequest):
@@ -540,7 +540,7 @@ class RaftCore:
             if message.error_code == RaftError.NONE:
                 self._maybe_transition(message.leader_id, message.leader_epoch, now_ms)
         elif isinstance(message, FetchSnapshotRequest):
-            self._on_fetch_snapshot_request(message, correlation_id, now_ms)
+            self._on_fetch_snapshot_request(source, message, correlation_id, now_ms)
         elif isinstance(message, FetchSnapshotResponse):
             self._on_fetch_snapshot_response(message, correlation_id, now_ms)
         elif isinstance(message, DescribeQuorumRequest):
@@ -635,6 +635,8 @@ class RaftCore:
         error = RaftError.NONE
         if self._wrong_cluster(request.cluster_id):
             error = RaftError.INCONSISTENT_CLUSTER_ID
+        elif request.leader_id not in self.config.voters or request.voter_id not in (-1, self._id):
+            error = RaftError.INCONSISTENT_VOTER_SET
         elif request.leader_epoch < self.state.epoch:
             error = RaftError.FENCED_LEADER_EPOCH
         else:
@@ -658,6 +660,8 @@ class RaftCore:
         error = RaftError.NONE
         if self._wrong_cluster(request.cluster_id):
             error = RaftError.INCONSISTENT_CLUSTER_ID
+        elif request.leader_id not in self.config.voters:
+            error = RaftError.INCONSISTENT_VOTER_SET
         elif request.leader_epoch < self.state.epoch:
             error = RaftError.FENCED_LEADER_EPOCH
         else:
@@ -680,8 +684,10 @@ class RaftCore:
 
     # Fetch (leader side)
 
-    def _on_fetch_request(self, request: FetchRequest, correlation_id: int, now_ms: int) -> None:
-        replica = request.replica_id
+    def _on_fetch_request(
+        self, source: int, request: FetchRequest, correlation_id: int, now_ms: int
+    ) -> None:
+        replica = request.replica_id  # whose progress it reports; the answer goes to `source`
 
         base = FetchResponse(
             error_code=RaftError.NONE,
@@ -691,7 +697,7 @@ class RaftCore:
         )
 
         def answer(response: FetchResponse) -> None:
-            self._respond(replica, response, correlation_id)
+            self._respond(source, response, correlation_id)
 
         if self._wrong_cluster(request.cluster_id):
             answer(replace(base, top_level_error_code=RaftError.INCONSISTENT_CLUSTER_ID))
@@ -801,14 +807,14 @@ class RaftCore:
     # FetchSnapshot
 
     def _on_fetch_snapshot_request(
-        self, request: FetchSnapshotRequest, correlation_id: int, now_ms: int
+        self, source: int, request: FetchSnapshotRequest, correlation_id: int, now_ms: int
     ) -> None:
         replica = request.replica_id
 
         base = FetchSnapshotResponse(RaftError.NONE, self._current_leader())
 
         def answer(response: FetchSnapshotResponse) -> None:
-            self._respond(replica, response, correlation_id)
+            self._respond(source, response, correlation_id)
 
         if self._wrong_cluster(request.cluster_id):
             answer(replace(base, top_level_error_code=RaftError.INCONSISTENT_CLUSTER_ID))
