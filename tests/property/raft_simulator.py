@@ -276,7 +276,7 @@ class Simulation:
             fetch_timeout_ms=300,
             retry_backoff_ms=20,
             request_timeout_ms=200,
-            fetch_idle_backoff_ms=50,
+            fetch_max_wait_ms=50,
             fetch_max_bytes=400,
             snapshot_chunk_bytes=256,
         )

@@ -86,7 +86,7 @@ def boot(
         fetch_timeout_ms=FETCH_MS,
         retry_backoff_ms=10,
         request_timeout_ms=100,
-        fetch_idle_backoff_ms=50,
+        fetch_max_wait_ms=50,
         snapshot_chunk_bytes=4,
     )
     log = RaftLog(tuple(batches), snapshot)
@@ -511,9 +511,9 @@ def test_a_follower_never_truncates_below_its_high_watermark() -> None:
         2, batches=[batch(0, 1, 3)], quorum_state=QuorumStateFile(3, 1, -1, VOTERS)
     )
     ((_, _, cid),) = sent(commands, FetchRequest)
-    recv(core, 1, FetchResponse(RaftError.NONE, 3, LeaderIdAndEpoch(1, 3)), 5, cid)
+    commands = recv(core, 1, FetchResponse(RaftError.NONE, 3, LeaderIdAndEpoch(1, 3)), 5, cid)
     assert core.high_watermark == 3
-    ((_, _, cid),) = sent(core.step(Tick(), 55), FetchRequest)  # after the idle backoff
+    ((_, _, cid),) = sent(commands, FetchRequest)  # the leader held the empty one: ask again
     bad = FetchResponse(
         RaftError.NONE, 3, LeaderIdAndEpoch(1, 3), diverging_epoch=EpochEndOffset(1, 1)
     )
@@ -601,3 +601,37 @@ def test_a_follower_behind_the_log_start_loads_the_leaders_snapshot() -> None:
     assert (core.log.log_start_offset, core.log.end_offset, core.high_watermark) == (5, 5, 5)
     ((_, request, _),) = sent(commands, FetchRequest)
     assert (request.fetch_offset, request.last_fetched_epoch) == (5, 2)
+
+
+def committed_leader() -> RaftCore:
+    """A leader of epoch 3 whose LeaderChange (offset 0) is committed, with node 2's help."""
+    core = leader_with([])
+    core.step(LogFlushed(1), 150)
+    recv(core, 2, FetchRequest(2, 3, 1, 3), 160)
+    assert core.high_watermark == 1
+    return core
+
+
+def test_a_leader_holds_an_empty_fetch_until_records_arrive_or_the_wait_ends() -> None:
+    core = committed_leader()
+    waiting = FetchRequest(2, 3, 1, 3, max_wait_ms=50)
+    assert not sent(recv(core, 2, waiting, 200, cid=8), FetchResponse)  # held
+    commands = core.step(AppendRecords((b"a",)), 210)
+    ((_, response, cid),) = sent(commands, FetchResponse)
+    assert cid == 8 and [b.base_offset for b in response.records] == [1]
+    assert not sent(recv(core, 3, FetchRequest(3, 3, 2, 3, max_wait_ms=50), 220), FetchResponse)
+    assert core.next_deadline_ms() == 270
+    ((destination, response, _),) = sent(core.step(Tick(), 270), FetchResponse)
+    assert destination == 3 and response.records == ()
+
+
+def test_a_high_watermark_move_answers_held_fetches() -> None:
+    core = committed_leader()
+    core.step(AppendRecords((b"a",)), 170)
+    core.step(LogFlushed(2), 171)
+    recv(core, 7, FetchRequest(7, 3, 2, 3, max_wait_ms=500), 200, cid=4)  # an observer, held
+    assert core.high_watermark == 1
+    commands = recv(core, 2, FetchRequest(2, 3, 2, 3, max_wait_ms=500), 201, cid=5)
+    assert core.high_watermark == 2
+    answered = {cid: r.high_watermark for _, r, cid in sent(commands, FetchResponse)}
+    assert answered == {4: 2, 5: 2}

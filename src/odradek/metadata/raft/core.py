@@ -77,6 +77,7 @@ from odradek.metadata.raft.state import (
     FetchCursor,
     FollowerState,
     LeaderState,
+    ParkedFetch,
     QuorumStateFile,
     ReplicaProgress,
     ResignedState,
@@ -106,7 +107,7 @@ class RaftConfig:
     fetch_timeout_ms: int = 2000  # quorum.fetch.timeout.ms
     retry_backoff_ms: int = 20  # quorum.retry.backoff.ms
     request_timeout_ms: int = 2000  # quorum.request.timeout.ms
-    fetch_idle_backoff_ms: int = 500  # fetch max wait: when a fetch brought nothing new
+    fetch_max_wait_ms: int = 500  # a leader holds a fetch with nothing new this long
     fetch_max_bytes: int = 1 << 20
     snapshot_chunk_bytes: int = 1 << 20
 
@@ -218,6 +219,7 @@ class RaftCore:
                 deadlines.append(check)
             if set(st.voters) - st.begin_epoch_acked:
                 deadlines.append(st.begin_epoch_retry_ms)
+            deadlines.extend(parked.deadline_ms for parked in st.parked.values())
         elif isinstance(st, CandidateState | VotedState | ResignedState):
             deadlines.append(st.election_deadline_ms)
         elif isinstance(st, UnattachedState):
@@ -386,6 +388,9 @@ class RaftCore:
                 return
             if now_ms >= st.begin_epoch_retry_ms:
                 self._send_begin_quorum_epoch(now_ms)
+            expired = [p for p in st.parked.values() if now_ms >= p.deadline_ms]
+            for parked in expired:
+                self._complete_parked_fetch(st, parked)
         elif isinstance(st, CandidateState | VotedState | ResignedState):
             if now_ms >= st.election_deadline_ms:
                 self._become_candidate(now_ms)
@@ -441,7 +446,7 @@ class RaftCore:
                 last_fetched_epoch=self.log.last_fetched_epoch,
                 log_start_offset=self.log.log_start_offset,
                 cluster_id=self.config.cluster_id,
-                max_wait_ms=self.config.fetch_idle_backoff_ms,
+                max_wait_ms=self.config.fetch_max_wait_ms,
                 partition_max_bytes=self.config.fetch_max_bytes,
             )
         cursor.in_flight = self._request(target, message)
@@ -471,6 +476,28 @@ class RaftCore:
         self.log.append(batch)
         self._out.append(AppendToLog(batch))
         self._out.append(FlushLog(self.log.request_flush()))
+        st = self.state
+        if isinstance(st, LeaderState):
+            self._complete_parked_fetches(st)
+
+    def _complete_parked_fetches(self, st: LeaderState) -> None:
+        for parked in list(st.parked.values()):
+            self._complete_parked_fetch(st, parked)
+
+    def _complete_parked_fetch(self, st: LeaderState, parked: ParkedFetch) -> None:
+        """Answer a held fetch with what there is now (records, or just the HW)."""
+        del st.parked[parked.source]
+        records: tuple[Batch, ...] = ()
+        if parked.fetch_offset < self.log.end_offset:
+            records = self.log.read(parked.fetch_offset, self.config.fetch_max_bytes)
+        response = FetchResponse(
+            error_code=RaftError.NONE,
+            high_watermark=self.high_watermark,
+            current_leader=self._current_leader(),
+            log_start_offset=self.log.log_start_offset,
+            records=records,
+        )
+        self._respond(parked.source, response, parked.correlation_id)
 
     def _leader_local_end_offset(self) -> int:
         """The leader's own acknowledged end: only what it has flushed."""
@@ -488,6 +515,9 @@ class RaftCore:
 
     def _advance_high_watermark(self, high_watermark: int) -> None:
         self.high_watermark = high_watermark
+        st = self.state
+        if isinstance(st, LeaderState):
+            self._complete_parked_fetches(st)  # followers learn the new HW at once
         batches = self.log.batches_between(self._applied_offset, high_watermark)
         if batches:
             self._applied_offset = batches[-1].end_offset
@@ -725,6 +755,7 @@ class RaftCore:
         if isinstance(validation, SnapshotNeeded):
             answer(replace(base, snapshot_id=validation.snapshot_id))
             return
+        high_watermark_before = self.high_watermark
         if progress is not None:
             progress.end_offset = request.fetch_offset
             if request.fetch_offset >= self.log.end_offset:
@@ -732,10 +763,19 @@ class RaftCore:
             if replica in st.voters:
                 st.begin_epoch_acked.add(replica)
                 self._maybe_advance_leader_high_watermark()
+        st.parked.pop(source, None)  # it has given up on an older one
         records: tuple[Batch, ...] = ()
         if request.fetch_offset < self.log.end_offset:
             max_bytes = min(request.partition_max_bytes, self.config.fetch_max_bytes)
             records = self.log.read(request.fetch_offset, max_bytes)
+        elif request.max_wait_ms > 0 and self.high_watermark == high_watermark_before:
+            # Nothing new: hold it (Kafka's fetch purgatory) until an append, a high
+            # watermark move or the max wait, instead of having the follower poll.
+            wait = min(request.max_wait_ms, self.config.fetch_max_wait_ms)
+            st.parked[source] = ParkedFetch(
+                source, replica, request.fetch_offset, correlation_id, now_ms + wait
+            )
+            return
         # The high watermark may have moved with this very fetch.
         answer(replace(base, high_watermark=self.high_watermark, records=records))
 
@@ -794,8 +834,6 @@ class RaftCore:
             appended = True
         if appended:
             self._out.append(FlushLog(self.log.request_flush()))
-        else:
-            cursor.next_fetch_ms = now_ms + self.config.fetch_idle_backoff_ms
         self._update_follower_high_watermark(response.high_watermark)
 
     def _update_follower_high_watermark(self, leader_high_watermark: int) -> None:

@@ -97,6 +97,17 @@ class ReplicaProgress:
 
 
 @dataclass(slots=True)
+class ParkedFetch:
+    """A fetch with nothing new to return, held until records arrive or its max wait ends."""
+
+    source: int
+    replica_id: int
+    fetch_offset: int
+    correlation_id: int
+    deadline_ms: int
+
+
+@dataclass(slots=True)
 class LeaderState:
     epoch: int
     epoch_start_offset: int  # offset of this epoch's LeaderChange batch
@@ -105,6 +116,7 @@ class LeaderState:
     observers: dict[int, ReplicaProgress] = field(default_factory=dict)
     begin_epoch_acked: set[int] = field(default_factory=set)
     begin_epoch_retry_ms: int = 0
+    parked: dict[int, ParkedFetch] = field(default_factory=dict)  # by source
     name: StateName = StateName.LEADER
 
 
