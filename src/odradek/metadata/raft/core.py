@@ -399,9 +399,7 @@ class RaftCore:
                 if now_ms >= st.election_deadline_ms:
                     self._become_candidate(now_ms)
             elif self.config.voters:
-                voters = self.config.voters
-                target = voters[self._random.randrange(0, len(voters))]
-                self._maybe_fetch(st.fetch, target, now_ms)
+                self._maybe_fetch(st.fetch, None, now_ms)  # any voter knows who leads
         elif isinstance(st, FollowerState):
             if now_ms >= st.fetch_deadline_ms:
                 if self.config.is_voter:
@@ -419,7 +417,7 @@ class RaftCore:
             return []  # waits for LogFlushed, not for time
         return [cursor.next_fetch_ms]
 
-    def _maybe_fetch(self, cursor: FetchCursor, target: int, now_ms: int) -> None:
+    def _maybe_fetch(self, cursor: FetchCursor, target: int | None, now_ms: int) -> None:
         if cursor.in_flight is not None:
             if now_ms - cursor.sent_ms < self.config.request_timeout_ms:
                 return
@@ -449,6 +447,9 @@ class RaftCore:
                 max_wait_ms=self.config.fetch_max_wait_ms,
                 partition_max_bytes=self.config.fetch_max_bytes,
             )
+        if target is None:
+            voters = self.config.voters
+            target = voters[self._random.randrange(0, len(voters))]
         cursor.in_flight = self._request(target, message)
         cursor.sent_ms = now_ms
 
