@@ -565,13 +565,18 @@ class Simulation:
                 self.crash(node)
                 self.at(self.now + self.rng.randint(20, 400), "restart", node.node_id)
         elif choice < 0.7:
-            victim = self.rng.choice(ids)
+            # Isolate one node, or split the cluster in two random sides.
+            if self.rng.random() < 0.5:
+                side = {self.rng.choice(ids)}
+            else:
+                side = {i for i in ids if self.rng.random() < 0.5}
             until = self.now + self.rng.randint(50, 500)
-            for other in ids:
-                if other != victim:
-                    pair = frozenset((victim, other))
-                    self.cut.add(pair)
-                    self.at(until, "reconnect", pair)
+            for a in side:
+                for b in ids:
+                    if b not in side:
+                        pair = frozenset((a, b))
+                        self.cut.add(pair)
+                        self.at(until, "reconnect", pair)
         elif choice < 0.85:
             leaders = [n for n in self.nodes.values() if n.core is not None and n.core.is_leader]
             for node in leaders:
