@@ -7,8 +7,8 @@ from typing import TypeVar
 
 import pytest
 
+from odradek.metadata.raft.control import leader_change_value
 from odradek.metadata.raft.core import (
-    LEADER_CHANGE_RECORD,
     RaftConfig,
     RaftCore,
     RaftInvariantError,
@@ -152,7 +152,7 @@ def test_a_single_voter_elects_itself_at_once_and_commits_once_flushed() -> None
     core, commands = boot(1, voters=(1,))
     assert core.is_leader and core.epoch == 1
     (append,) = of(commands, AppendToLog)
-    assert append.batch.control and append.batch.records == (LEADER_CHANGE_RECORD,)
+    assert append.batch.control and append.batch.records == (leader_change_value(1, (1,), (1,)),)
     assert core.high_watermark == 0  # not flushed yet
     commands = core.step(LogFlushed(1), 1)
     assert core.high_watermark == 1
@@ -166,7 +166,7 @@ def test_a_candidate_with_a_majority_becomes_leader_and_announces_its_epoch() ->
     assert PersistQuorumState(1, 1, 1, VOTERS) in commands
     assert StateChanged(StateName.LEADER, 1, 1) in commands
     (append,) = of(commands, AppendToLog)
-    assert append.batch == Batch(1, 1, (LEADER_CHANGE_RECORD,), True)
+    assert append.batch == Batch(1, 1, (leader_change_value(1, VOTERS, (1, 2)),), True)
     begins = sent(commands, BeginQuorumEpochRequest)
     assert sorted(d for d, _, _ in begins) == [2, 3]
     assert all(r.leader_id == 1 and r.leader_epoch == 1 for _, r, _ in begins)

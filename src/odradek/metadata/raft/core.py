@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from odradek.metadata.raft.control import leader_change_value
 from odradek.metadata.raft.log import Diverging, RaftLog, Snapshot, SnapshotNeeded
 from odradek.metadata.raft.messages import (
     NO_LEADER,
@@ -84,8 +85,6 @@ from odradek.metadata.raft.state import (
     UnattachedState,
     VotedState,
 )
-
-LEADER_CHANGE_RECORD = b"LeaderChange"
 
 
 class RandomSource(Protocol):
@@ -322,7 +321,9 @@ class RaftCore:
                 self._request(voter, request)
 
     def _become_leader(self, now_ms: int) -> None:
-        epoch = self.state.epoch
+        candidate = self.state
+        assert isinstance(candidate, CandidateState)
+        epoch = candidate.epoch
         others = {v: ReplicaProgress(last_fetch_ms=now_ms) for v in self.config.voters}
         others.pop(self._id, None)
         self.state = LeaderState(epoch, self.log.end_offset, now_ms, others)
@@ -330,7 +331,8 @@ class RaftCore:
         self._notify()
         # The LeaderChange control batch gives the epoch a record of its own to commit: only
         # once it is committed may the high watermark cover older epochs' records.
-        self._append_batch(Batch(self.log.end_offset, epoch, (LEADER_CHANGE_RECORD,), True))
+        leader_change = leader_change_value(self._id, self.config.voters, candidate.granted)
+        self._append_batch(Batch(self.log.end_offset, epoch, (leader_change,), True))
         self._send_begin_quorum_epoch(now_ms)
 
     def _resign(self, now_ms: int) -> None:
