@@ -1,9 +1,12 @@
-"""Core messages <-> kio entities, for the quorum APIs without record batches.
+"""Core messages <-> kio entities, for the quorum APIs.
 
-Vote v0-1 (52), BeginQuorumEpoch v0-1 (53), EndQuorumEpoch v0-1 (54), DescribeQuorum v0-2
-(55) and FetchSnapshot v0-1 (59), both directions, requests and responses: what a broker
-handler and the internal client will call once the quorum runs over the network. Fetch is not
-here yet: its records need the v2 batch codec and Kafka's LeaderChange control record.
+Fetch v12-17 (1, as a KRaft replica uses it on `__cluster_metadata`), Vote v0-1 (52),
+BeginQuorumEpoch v0-1 (53), EndQuorumEpoch v0-1 (54), DescribeQuorum v0-2 (55) and
+FetchSnapshot v0-1 (59), both directions, requests and responses: what a broker handler and
+the internal client will call once the quorum runs over the network. A Fetch response's
+records are v2 batches: each `Batch` becomes one batch with its base offset and its epoch as
+partitionLeaderEpoch; a control batch carries the LeaderChange control key. (The runtime will
+send the log's own bytes instead; this path is for tests and the first wiring.)
 
 kio is generated from a newer Kafka than the schemas the core's names follow: its Vote calls
 the candidate ReplicaEpoch/ReplicaId (KIP-996 renamed them when v2 added PreVote); the bytes
@@ -14,11 +17,15 @@ a request naming several partitions is answered for the first one, as KRaft has 
 
 from __future__ import annotations
 
+import uuid
 from functools import cache
 from types import ModuleType
 from typing import Any
 
+from odradek.metadata.raft.control import LEADER_CHANGE_KEY
 from odradek.metadata.raft.messages import (
+    METADATA_TOPIC,
+    Batch,
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
     DescribeQuorumRequest,
@@ -26,6 +33,9 @@ from odradek.metadata.raft.messages import (
     Endpoint,
     EndQuorumEpochRequest,
     EndQuorumEpochResponse,
+    EpochEndOffset,
+    FetchRequest,
+    FetchResponse,
     FetchSnapshotRequest,
     FetchSnapshotResponse,
     LeaderIdAndEpoch,
@@ -36,13 +46,17 @@ from odradek.metadata.raft.messages import (
     VoteResponse,
 )
 from odradek.protocol.codec import build, millis
+from odradek.protocol.records import ATTR_CONTROL, decode_records, encode_batch, iter_batches
 
+FETCH = 1
 VOTE = 52
 BEGIN_QUORUM_EPOCH = 53
 END_QUORUM_EPOCH = 54
 DESCRIBE_QUORUM = 55
 FETCH_SNAPSHOT = 59
+METADATA_TOPIC_ID = uuid.UUID(int=1)  # Kafka's Uuid.METADATA_TOPIC_ID
 VERSIONS = {
+    FETCH: (12, 17),
     VOTE: (0, 1),
     BEGIN_QUORUM_EPOCH: (0, 1),
     END_QUORUM_EPOCH: (0, 1),
@@ -51,7 +65,9 @@ VERSIONS = {
 }
 
 QuorumMessage = (
-    VoteRequest
+    FetchRequest
+    | FetchResponse
+    | VoteRequest
     | VoteResponse
     | BeginQuorumEpochRequest
     | BeginQuorumEpochResponse
@@ -64,6 +80,8 @@ QuorumMessage = (
 )
 
 _API_KEYS: dict[type[Any], int] = {
+    FetchRequest: FETCH,
+    FetchResponse: FETCH,
     VoteRequest: VOTE,
     VoteResponse: VOTE,
     BeginQuorumEpochRequest: BEGIN_QUORUM_EPOCH,
@@ -76,6 +94,7 @@ _API_KEYS: dict[type[Any], int] = {
     FetchSnapshotResponse: FETCH_SNAPSHOT,
 }
 _REQUESTS = (
+    FetchRequest,
     VoteRequest,
     BeginQuorumEpochRequest,
     EndQuorumEpochRequest,
@@ -122,6 +141,45 @@ def _first_partition(entity: Any) -> tuple[str, Any]:
     return str(name), topic.partitions[0]
 
 
+def encode_records(batches: tuple[Batch, ...]) -> bytes:
+    """The v2 record batches of `batches`, concatenated as a Fetch response carries them."""
+    out = bytearray()
+    for batch in batches:
+        key = LEADER_CHANGE_KEY if batch.control else None
+        out += encode_batch(
+            [(key, record, []) for record in batch.records],
+            base_offset=batch.base_offset,
+            partition_leader_epoch=batch.epoch,
+            attributes=ATTR_CONTROL if batch.control else 0,
+        )
+    return bytes(out)
+
+
+def decode_batches(data: bytes | None) -> tuple[Batch, ...]:
+    """The `Batch` values of concatenated v2 record batches (a partial last one is left)."""
+    if not data:
+        return ()
+    out: list[Batch] = []
+    for position, header in iter_batches(data):
+        _, records = decode_records(data[position : position + header.size])
+        values = tuple(r.value or b"" for r in records)
+        out.append(
+            Batch(header.base_offset, header.partition_leader_epoch, values, header.is_control)
+        )
+    return tuple(out)
+
+
+def _topic_id(topic_name: str) -> uuid.UUID:
+    return METADATA_TOPIC_ID if topic_name == METADATA_TOPIC else uuid.UUID(int=0)
+
+
+def _topic_name(topic: Any) -> str:
+    name = getattr(topic, "topic", None)
+    if name is not None:
+        return str(name)
+    return METADATA_TOPIC if topic.topic_id == METADATA_TOPIC_ID else str(topic.topic_id)
+
+
 # -- core -> kio --------------------------------------------------------------------------------
 
 
@@ -153,6 +211,88 @@ def to_kio(message: QuorumMessage, version: int) -> Any:
             s.make("LeaderEndpoint", name=e.name, host=e.host, port=e.port) for e in endpoints
         )
 
+    if isinstance(message, FetchRequest):
+        fetch_partition = s.make(
+            "FetchPartition",
+            partition=message.partition_index,
+            current_leader_epoch=message.current_leader_epoch,
+            fetch_offset=message.fetch_offset,
+            last_fetched_epoch=message.last_fetched_epoch,
+            log_start_offset=message.log_start_offset,
+            partition_max_bytes=message.partition_max_bytes,
+            replica_directory_id=message.replica_directory_id,
+        )
+        fetch_topic = s.make(
+            "FetchTopic",
+            topic=message.topic_name,
+            topic_id=_topic_id(message.topic_name),
+            partitions=(fetch_partition,),
+        )
+        replica_state = None
+        if s.has("ReplicaState"):  # v15+: the replica id moved into ReplicaState
+            replica_state = s.make(
+                "ReplicaState", replica_id=message.replica_id, replica_epoch=message.replica_epoch
+            )
+        return s.make(
+            "FetchRequest",
+            cluster_id=message.cluster_id,
+            replica_id=message.replica_id,
+            replica_state=replica_state,
+            max_wait=message.max_wait_ms,
+            min_bytes=message.min_bytes,
+            max_bytes=message.max_bytes,
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=(fetch_topic,),
+            forgotten_topics_data=(),
+            rack_id="",
+        )
+    if isinstance(message, FetchResponse):
+        from kio.static.primitive import Records
+
+        diverging = message.diverging_epoch
+        snapshot_id = message.snapshot_id
+        partition_data = s.make(
+            "PartitionData",
+            partition_index=message.partition_index,
+            error_code=message.error_code,
+            high_watermark=message.high_watermark,
+            last_stable_offset=-1,
+            log_start_offset=message.log_start_offset,
+            diverging_epoch=s.make(
+                "EpochEndOffset",
+                epoch=diverging.epoch if diverging else -1,
+                end_offset=diverging.end_offset if diverging else -1,
+            ),
+            current_leader=s.make(
+                "LeaderIdAndEpoch",
+                leader_id=message.current_leader.leader_id,
+                leader_epoch=message.current_leader.leader_epoch,
+            ),
+            snapshot_id=s.make(
+                "SnapshotId",
+                end_offset=snapshot_id.offset if snapshot_id else -1,
+                epoch=snapshot_id.epoch if snapshot_id else -1,
+            ),
+            aborted_transactions=(),
+            preferred_read_replica=-1,
+            records=Records(encode_records(message.records)),
+        )
+        topic_response = s.make(
+            "FetchableTopicResponse",
+            topic=message.topic_name,
+            topic_id=_topic_id(message.topic_name),
+            partitions=(partition_data,),
+        )
+        return s.make(
+            "FetchResponse",
+            throttle_time=0,
+            error_code=message.top_level_error_code,
+            session_id=0,
+            responses=(topic_response,),
+            node_endpoints=node_endpoints(message.node_endpoints),
+        )
     if isinstance(message, VoteRequest):
         partition = s.make(
             "PartitionData",
@@ -344,6 +484,54 @@ def _leader_endpoints(entity: Any, leader_id: int) -> tuple[Endpoint, ...]:
 def from_kio(entity: Any) -> QuorumMessage:
     """The core message of a decoded kio request or response of a quorum API."""
     name = type(entity).__name__
+    if name == "FetchRequest":
+        fetch_topic = entity.topics[0]
+        fp = fetch_topic.partitions[0]
+        replica_state = getattr(entity, "replica_state", None)
+        return FetchRequest(
+            replica_id=int(replica_state.replica_id if replica_state else entity.replica_id),
+            current_leader_epoch=int(fp.current_leader_epoch),
+            fetch_offset=int(fp.fetch_offset),
+            last_fetched_epoch=int(fp.last_fetched_epoch),
+            log_start_offset=int(fp.log_start_offset),
+            cluster_id=entity.cluster_id,
+            replica_epoch=int(replica_state.replica_epoch) if replica_state else -1,
+            max_wait_ms=millis(entity.max_wait),
+            min_bytes=int(entity.min_bytes),
+            max_bytes=int(entity.max_bytes),
+            partition_max_bytes=int(fp.partition_max_bytes),
+            replica_directory_id=getattr(fp, "replica_directory_id", None),
+            topic_name=_topic_name(fetch_topic),
+            partition_index=int(fp.partition),
+        )
+    if name == "FetchResponse":
+        topic_response = entity.responses[0]
+        pd = topic_response.partitions[0]
+        diverging = pd.diverging_epoch
+        snapshot = pd.snapshot_id
+        return FetchResponse(
+            error_code=_error(pd.error_code),
+            high_watermark=int(pd.high_watermark),
+            current_leader=LeaderIdAndEpoch(
+                int(pd.current_leader.leader_id), int(pd.current_leader.leader_epoch)
+            ),
+            log_start_offset=int(pd.log_start_offset),
+            diverging_epoch=(
+                EpochEndOffset(int(diverging.epoch), int(diverging.end_offset))
+                if diverging.epoch >= 0 or diverging.end_offset >= 0
+                else None
+            ),
+            snapshot_id=(
+                OffsetAndEpoch(int(snapshot.end_offset), int(snapshot.epoch))
+                if snapshot.end_offset >= 0 or snapshot.epoch >= 0
+                else None
+            ),
+            records=decode_batches(pd.records),
+            top_level_error_code=_error(entity.error_code),
+            node_endpoints=_node_endpoints(entity),
+            topic_name=_topic_name(topic_response),
+            partition_index=int(pd.partition_index),
+        )
     topic, p = _first_partition(entity)
     if name == "VoteRequest":
         return VoteRequest(
