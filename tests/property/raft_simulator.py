@@ -19,6 +19,9 @@ Checked after every step (`Checker`):
   holds exactly the committed prefix, and committed never un-commits;
 - no node's core raises `RaftInvariantError`.
 
+With `over_the_wire`, every message is encoded and decoded by kio through `wire.py` at a
+random version of its API, so the adapter is held to the whole protocol too.
+
 After the faulty phase every node is restarted and healed; the run must then elect a leader and
 commit a fresh batch on every node within a bounded simulated time (liveness), and everything
 any leader reported committed must still be there.
@@ -28,11 +31,14 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import io
 import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from kio.serial import entity_reader, entity_writer
 
 from odradek.metadata.raft.core import RaftConfig, RaftCore
 from odradek.metadata.raft.log import RaftLog, Snapshot
@@ -63,6 +69,7 @@ from odradek.metadata.raft.messages import (
     WriteSnapshot,
 )
 from odradek.metadata.raft.state import QuorumStateFile
+from odradek.metadata.raft.wire import VERSIONS, api_key_of, from_kio, to_kio
 
 CoreFactory = Callable[..., RaftCore]
 
@@ -149,6 +156,16 @@ def durable_prefix(written: list[Batch], covered: tuple[Batch, ...]) -> int:
             break
         count += 1
     return count
+
+
+def through_kio(message: Message, rng: random.Random) -> Message:
+    """`message` encoded by kio at a random version of its API and decoded back."""
+    low, high = VERSIONS[api_key_of(message)]
+    entity = to_kio(message, rng.randint(low, high))
+    buffer = io.BytesIO()
+    entity_writer(type(entity))(buffer, entity)
+    decoded, _ = entity_reader(type(entity))(memoryview(buffer.getvalue()).toreadonly(), 0)
+    return from_kio(decoded)
 
 
 def encode_state(applied: list[tuple[int, bytes]], end_offset: int) -> bytes:
@@ -238,6 +255,7 @@ class Simulation:
         profile: FaultProfile | None = None,
         core_factory: CoreFactory = RaftCore,
         trace: bool = False,
+        over_the_wire: bool = False,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -260,6 +278,7 @@ class Simulation:
         self.heal_record: int | None = None  # records from this number on came after the heal
         self.probe_committed = False
         self.trace: list[str] | None = [] if trace else None
+        self.over_the_wire = over_the_wire  # every message through kio, at a random version
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -433,6 +452,8 @@ class Simulation:
         if self.faulty and self.rng.random() < self.profile.drop:
             return
         copies = 2 if self.faulty and self.rng.random() < self.profile.duplicate else 1
+        if self.over_the_wire:
+            message = through_kio(message, self.rng)
         target = self.nodes[destination]
         for _ in range(copies):
             delay = self.rng.randint(1, self.profile.max_delay_ms)

@@ -60,6 +60,13 @@ def test_ten_thousand_more_seeds(voters: int, observers: int, _count: int, slow:
     run_seeds(range(SLOW_SEEDS_FROM, SLOW_SEEDS_FROM + slow), voters, observers)
 
 
+@pytest.mark.parametrize(("voters", "observers"), [(3, 1), (5, 1)])
+def test_the_protocol_holds_with_every_message_through_kio(voters: int, observers: int) -> None:
+    """The same runs with each message encoded and decoded at a random version of its API."""
+    for seed in range(30):
+        Simulation(seed, voters=voters, observers=observers, over_the_wire=True).run()
+
+
 def test_a_seed_replays_identically() -> None:
     first = Simulation(7, voters=3, trace=True).run()
     second = Simulation(7, voters=3, trace=True).run()
