@@ -7,8 +7,9 @@ writes; then everything is healed and the cluster must commit a fresh batch on e
 Election safety, log matching, leader completeness and state-machine safety are checked after
 every step. The default run takes a slice of seeds; `--run-slow` runs 10,000 more.
 
-Negative controls: a core that grants votes without comparing logs, and a leader that counts
-its own unflushed records toward the high watermark, must both be caught within the slice.
+Negative controls: a core that grants votes without comparing logs, one that votes twice in an
+epoch, and a leader that counts its own unflushed records toward the high watermark must each
+be caught within the slice.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from raft_simulator import CoreFactory, LivenessFailure, SafetyViolation, Simula
 
 from odradek.metadata.raft.core import RaftCore
 from odradek.metadata.raft.messages import VoteRequest
+from odradek.metadata.raft.state import VotedState
 
 # (voters, observers, seeds in the default run, seeds in the slow run)
 CLUSTERS = [(1, 1, 100, 1000), (3, 1, 250, 5000), (5, 2, 150, 4000)]
@@ -81,6 +83,15 @@ class GrantsAnyVote(RaftCore):
         return True
 
 
+class VotesTwicePerEpoch(RaftCore):
+    """Broken on purpose: having voted, grants another candidate of the same epoch too."""
+
+    def _can_grant_vote(self, request: VoteRequest) -> bool:
+        if isinstance(self.state, VotedState):
+            return self._is_log_up_to_date(request)
+        return super()._can_grant_vote(request)
+
+
 class LeaderCountsUnflushed(RaftCore):
     """Broken on purpose: the leader counts records it has not fsync'd toward the HW."""
 
@@ -106,6 +117,14 @@ def test_negative_control_votes_without_log_check_are_caught(
     caught = first_caught(GrantsAnyVote, voters, observers, count)
     assert caught is not None, "the checker missed a core that votes for stale logs"
     assert "leader completeness" in caught or "safety" in caught
+
+
+@pytest.mark.parametrize(("voters", "observers", "count"), [(3, 1, 250), (5, 2, 150)])
+def test_negative_control_two_votes_in_an_epoch_are_caught(
+    voters: int, observers: int, count: int
+) -> None:
+    caught = first_caught(VotesTwicePerEpoch, voters, observers, count)
+    assert caught is not None and "election safety" in caught
 
 
 def test_negative_control_leader_counting_unflushed_records_is_caught() -> None:
