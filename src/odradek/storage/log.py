@@ -3,7 +3,8 @@
 Layout: one `LogSegment` per base offset (`00000000000000000000.log` + `.index` +
 `.timeindex`, and `.txnindex` once a transaction aborts in it), producer state snapshots
 (`<offset>.snapshot`, see `producer_state.py`: one written at each roll and at close), plus
-files other modules own (`partition.metadata`, `leader-epoch-checkpoint`).
+the leader epoch cache (`leader-epoch-checkpoint`, see `leader_epochs.py`), plus files other
+modules own (`partition.metadata`).
 Segments cover increasing, disjoint offset ranges; only the last one (the active segment) is
 appended to.
 
@@ -56,6 +57,7 @@ from odradek.protocol import records as record_batches
 from odradek.protocol.records import BatchHeader
 from odradek.storage.cleaner_batches import require_keys
 from odradek.storage.fileio import FileIO, guarded
+from odradek.storage.leader_epochs import LeaderEpochCache
 from odradek.storage.producer_state import (
     NO_PRODUCER_ID,
     AppendOrigin,
@@ -227,6 +229,7 @@ class Log:
         self._directory_dirty = False
         self._prefix = f"[Log partition={self.topic}-{self.partition}]"
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
+        self.leader_epochs = LeaderEpochCache(fileio, directory, f"{self.topic}-{self.partition}")
         # Files of deleted segments, renamed `.deleted`, and when they may go (wall ms).
         self._retired: list[tuple[int, list[Path]]] = []
         # Segments the cleaner replaced, renamed `.deleted` but still open for readers that
@@ -314,6 +317,7 @@ class Log:
         if not bases:
             log._directory_dirty = True
         log._load_producer_state(clean_shutdown, first_recovered, snapshot_offsets(names))
+        log._load_leader_epochs()
         logger.info(
             "%s opened: log_start_offset=%d log_end_offset=%d recovery_point=%d segments=%d",
             log._prefix,
@@ -416,6 +420,23 @@ class Log:
                 replayed,
                 start,
             )
+
+    def _load_leader_epochs(self) -> None:
+        """Read `leader-epoch-checkpoint`; a log without one (written before it existed) gets
+        it rebuilt from its batches' leader epochs. The file is written before the appends it
+        describes, so it may run ahead of a log that lost unflushed appends: cut it back."""
+        cache = self.leader_epochs
+        if not cache.load():
+            for header, _ in self._batches(self._log_start_offset):
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        cache.truncate_from_end(self._log_end_offset)
+        cache.truncate_from_start(self._log_start_offset)
+
+    def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
+        """(epoch, end offset) for OffsetForLeaderEpoch (see leader_epochs.py); (-1, -1) when
+        the epoch is unknown."""
+        with self._lock:
+            return self.leader_epochs.end_offset_for(leader_epoch, self._log_end_offset)
 
     def _batches(
         self, start: int, chunk_bytes: int = 1 << 20
@@ -544,6 +565,7 @@ class Log:
                 offset = last + 1
             max_timestamp = now_ms if log_append_time else validated.max_timestamp
             segment = self._maybe_roll(size, max_timestamp, next_offset - 1, now_ms)
+            self.leader_epochs.assign(leader_epoch, first_offset)
             segment.append(records, batches)
             self._log_end_offset = next_offset
             if checked is not None:
@@ -581,6 +603,8 @@ class Log:
             if segment.size == 0 and segment.next_offset < validated.headers[0].base_offset:
                 # A fresh active segment may start at the first offset it will hold.
                 segment = self._roll(validated.headers[0].base_offset, replace_empty=True)
+            for header in validated.headers:
+                self.leader_epochs.assign(header.partition_leader_epoch, header.base_offset)
             segment.append(records, batches)
             self._log_end_offset = expected
             for index, header in enumerate(validated.headers):
@@ -826,6 +850,7 @@ class Log:
             self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
             self._recovery_point = min(self._recovery_point, self._log_end_offset)
             self.truncated_to = min(self.truncated_to, self._log_end_offset)
+            self.leader_epochs.truncate_from_end(self._log_end_offset)
             logger.info("%s truncated to offset %d", self._prefix, self._log_end_offset)
         # What producers wrote above the new end is gone: rebuild their state from below it.
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
@@ -890,6 +915,7 @@ class Log:
                 self._retire(self._segments.pop(0))
                 self._bases.pop(0)
             self.producer_state.remove_before(offset)
+            self.leader_epochs.truncate_from_start(offset)
             for old in snapshot_offsets(self.fileio.list_dir(self.directory)):
                 if old < self._bases[0]:
                     self.fileio.delete(self.directory / snapshot_name(old))

@@ -411,7 +411,10 @@ def test_real_files_have_exact_index_sizes(tmp_path: Path, clock: FakeClock) -> 
     expected = read_all(log)
     log.close()
     names = sorted(p.name for p in directory.iterdir())
-    assert all(re.fullmatch(r"\d{20}\.(log|index|timeindex|snapshot)", name) for name in names)
+    assert all(
+        re.fullmatch(r"\d{20}\.(log|index|timeindex|snapshot)|leader-epoch-checkpoint", name)
+        for name in names
+    )
     for path in directory.iterdir():
         if path.suffix == ".index":
             assert path.stat().st_size % 8 == 0
