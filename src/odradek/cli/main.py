@@ -17,9 +17,21 @@ from odradek.cli import (
     produce,
     serve,
     topics,
+    transactions,
 )
 
-COMMANDS = (serve, topics, produce, consume, groups, configs, perf, dump_log, completion)
+COMMANDS = (
+    serve,
+    topics,
+    produce,
+    consume,
+    groups,
+    transactions,
+    configs,
+    perf,
+    dump_log,
+    completion,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
