@@ -33,6 +33,7 @@ def test_client_commands_show_examples_in_their_help() -> None:
             ("consume",),
             ("groups",),
             ("configs",),
+            ("transactions",),
             ("perf",),
             ("completion",),
         ):
