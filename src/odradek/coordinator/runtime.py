@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from odradek.common.clock import Clock
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.deadline_timer import DeadlineTimer
 from odradek.coordinator.group.consumer_group_messages import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -64,8 +65,7 @@ class GroupCoordinatorRuntime:
         self.clock = clock
         self.log = log
         self.retention_check_interval_ms = retention_check_interval_ms
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: int | None = None
+        self._timer = DeadlineTimer(clock, self._poll)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retention_task: asyncio.Task[None] | None = None
 
@@ -75,8 +75,7 @@ class GroupCoordinatorRuntime:
         self.drive()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         if self._retention_task is not None:
             self._retention_task.cancel()
         for task in self._tasks:
@@ -233,7 +232,7 @@ class GroupCoordinatorRuntime:
                 task = asyncio.ensure_future(self._finish(write, durable))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        self._arm_timer()
+        self._timer.arm(self.core.next_deadline())
 
     async def _finish(self, write: Write, durable: Awaitable[None]) -> None:
         try:
@@ -245,23 +244,8 @@ class GroupCoordinatorRuntime:
             write.on_done(ErrorCode.NONE)
         self.drive()
 
-    def _arm_timer(self) -> None:
-        deadline = self.core.next_deadline()
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_deadline = deadline
-        if deadline is None:
-            return
-        delay_s = max(deadline - self.clock.wall_ms(), 0) / 1000
-        self._timer = asyncio.get_running_loop().call_later(delay_s, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_deadline = None
-        self.core.poll(self.clock.wall_ms())
+    def _poll(self, now_ms: int) -> None:
+        self.core.poll(now_ms)
         self.drive()
 
     async def _check_retention(self) -> None:

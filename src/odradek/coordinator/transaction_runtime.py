@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from odradek.common.clock import Clock
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.deadline_timer import DeadlineTimer
 from odradek.coordinator.transaction.coordinator import TransactionCoordinator
 from odradek.coordinator.transaction.messages import (
     Marker,
@@ -101,15 +102,13 @@ class TransactionCoordinatorRuntime:
         self.retry_backoff_ms = retry_backoff_ms
         self.ending_wait_ms = ending_wait_ms
         self._ending_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: int | None = None
+        self._timer = DeadlineTimer(clock, self._poll)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
 
     def stop(self) -> None:
         self._stopped = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         for task in self._tasks:
             task.cancel()
 
@@ -276,7 +275,7 @@ class TransactionCoordinatorRuntime:
                 if not future.done():
                     future.set_result(None)
         if not self._stopped:
-            self._arm_timer()
+            self._timer.arm(core.next_deadline())
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -337,21 +336,6 @@ class TransactionCoordinatorRuntime:
                 )
             await asyncio.sleep(self.retry_backoff_ms / 1000)
 
-    def _arm_timer(self) -> None:
-        deadline = self.core.next_deadline()
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_deadline = deadline
-        if deadline is None:
-            return
-        delay_s = max(deadline - self.clock.wall_ms(), 0) / 1000
-        self._timer = asyncio.get_running_loop().call_later(delay_s, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_deadline = None
-        self.core.poll(self.clock.wall_ms())
+    def _poll(self, now_ms: int) -> None:
+        self.core.poll(now_ms)
         self.drive()

@@ -733,19 +733,8 @@ class Log:
         """Every record of the data batches from the log start offset up to `end_offset`
         (default: the log end), read a chunk at a time: how internal topics are replayed at
         load. Control batches (transaction markers) are skipped."""
-        offset = self.log_start_offset
-        end = self.log_end_offset if end_offset is None else end_offset
-        while offset < end:
-            data = self.read(offset, chunk_bytes, max_offset=end).records
-            if not data:
-                return
-            view = memoryview(data)
-            for position, header in record_batches.iter_batches(data):
-                offset = header.next_offset
-                if not header.is_control:
-                    yield from record_batches.decode_records(
-                        view[position : position + header.size]
-                    )[1]
+        for batch in self.replay_batches(end_offset, chunk_bytes):
+            yield from batch.records
 
     def replay_batches(
         self, end_offset: int | None = None, chunk_bytes: int = 1 << 20

@@ -66,6 +66,28 @@ class CommittedOffsets:
     in_flight: dict[TopicPartition, int] = field(default_factory=dict)  # position -> commits
 
 
+def offset_commit_records(
+    group_id: str,
+    offsets: list[OffsetCommit],
+    now_ms: int,
+    expire_timestamp: int,
+    metadata_max_bytes: int,
+) -> tuple[list[ErrorCode], list[Record]]:
+    """One error per commit (its metadata may be too long) and the records of those that pass."""
+    errors: list[ErrorCode] = []
+    records: list[Record] = []
+    for item in offsets:
+        if java_length(item.metadata) > metadata_max_bytes:
+            errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
+            continue
+        errors.append(ErrorCode.NONE)
+        value = OffsetValue(item.offset, item.leader_epoch, item.metadata, now_ms, expire_timestamp)
+        records.append(
+            (encode_key(OffsetKey(group_id, item.topic, item.partition)), encode_value(value))
+        )
+    return errors, records
+
+
 def member_epoch_error(received: int, expected: int) -> ErrorCode:
     """A consumer group member's epoch check, as Kafka's validateMemberEpoch does it."""
     if received > expected:
@@ -222,20 +244,10 @@ class GroupOffsets:
         respond: Callable[[list[ErrorCode]], None],
         retention_ms: int,
     ) -> None:
-        errors: list[ErrorCode] = []
-        records: list[Record] = []
-        for item in offsets:
-            if java_length(item.metadata) > self.config.offset_metadata_max_bytes:
-                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
-                continue
-            errors.append(ErrorCode.NONE)
-            expire_timestamp = now_ms + retention_ms if retention_ms >= 0 else -1
-            value = OffsetValue(
-                item.offset, item.leader_epoch, item.metadata, now_ms, expire_timestamp
-            )
-            records.append(
-                (encode_key(OffsetKey(group_id, item.topic, item.partition)), encode_value(value))
-            )
+        expire_timestamp = now_ms + retention_ms if retention_ms >= 0 else -1
+        errors, records = offset_commit_records(
+            group_id, offsets, now_ms, expire_timestamp, self.config.offset_metadata_max_bytes
+        )
         if not records:
             respond(errors)
             return

@@ -35,8 +35,8 @@ from odradek.coordinator.group.messages import (
     TopicPartition,
     write_error_for_offsets,
 )
-from odradek.coordinator.group.offsets import java_length, member_epoch_error
-from odradek.coordinator.group.records import OffsetKey, OffsetValue, encode_key, encode_value
+from odradek.coordinator.group.offsets import member_epoch_error, offset_commit_records
+from odradek.coordinator.group.records import OffsetKey, OffsetValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +104,9 @@ class TransactionalOffsets:
         if error != ErrorCode.NONE:
             respond([error] * len(offsets))
             return
-        errors: list[ErrorCode] = []
-        records: list[Record] = []
-        for item in offsets:
-            if java_length(item.metadata) > self.config.offset_metadata_max_bytes:
-                errors.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
-                continue
-            errors.append(ErrorCode.NONE)
-            value = OffsetValue(item.offset, item.leader_epoch, item.metadata, now_ms, -1)
-            records.append(
-                (encode_key(OffsetKey(group_id, item.topic, item.partition)), encode_value(value))
-            )
+        errors, records = offset_commit_records(
+            group_id, offsets, now_ms, -1, self.config.offset_metadata_max_bytes
+        )
         if not records:
             respond(errors)
             return
