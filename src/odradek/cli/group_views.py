@@ -210,7 +210,7 @@ class PlanRow(NamedTuple):
 # -- text output -------------------------------------------------------------------------------
 
 
-def _table(*headers: str, right: Sequence[str] = ()) -> Any:
+def new_table(*headers: str, right: Sequence[str] = ()) -> Any:
     from rich import box
     from rich.table import Table
 
@@ -220,8 +220,8 @@ def _table(*headers: str, right: Sequence[str] = ()) -> Any:
     return table
 
 
-def _cells(*values: object) -> list[Any]:
-    """Table cells as plain Text, so '[' in a group or client id is not read as markup."""
+def text_cells(*values: object) -> list[Any]:
+    """Table cells as plain Text, so '[' in an id is not read as markup."""
     from rich.text import Text
 
     return [Text(MISSING if value is None or value == "" else str(value)) for value in values]
@@ -243,10 +243,10 @@ def render_list(listings: Sequence[GroupListing], out: Console) -> None:
     if not listings:
         print_line(out, "No consumer groups.")
         return
-    table = _table("GROUP", "STATE", "TYPE")
+    table = new_table("GROUP", "STATE", "TYPE")
     for listing in listings:
         kind = f"{listing.type} (simple)" if listing.simple else listing.type
-        table.add_row(*_cells(listing.group, listing.state, kind))
+        table.add_row(*text_cells(listing.group, listing.state, kind))
     out.print(table)
 
 
@@ -264,7 +264,7 @@ def render_describe(description: GroupDescription, out: Console) -> None:
     print_line(out, "")
     if d.partitions:
         right = ("PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG")
-        table = _table(
+        table = new_table(
             "TOPIC",
             "PARTITION",
             "CURRENT-OFFSET",
@@ -277,7 +277,7 @@ def render_describe(description: GroupDescription, out: Console) -> None:
         )
         for row in d.partitions:
             table.add_row(
-                *_cells(
+                *text_cells(
                     row.topic,
                     row.partition,
                     row.committed_offset,
@@ -294,7 +294,7 @@ def render_describe(description: GroupDescription, out: Console) -> None:
         print_line(out, "No committed offsets and no assigned partitions.")
     if d.members:
         print_line(out, "")
-        table = _table(
+        table = new_table(
             "CONSUMER-ID",
             "GROUP-INSTANCE-ID",
             "HOST",
@@ -305,7 +305,7 @@ def render_describe(description: GroupDescription, out: Console) -> None:
         )
         for member in d.members:
             table.add_row(
-                *_cells(
+                *text_cells(
                     member.member_id,
                     member.group_instance_id,
                     member.host,
@@ -319,7 +319,7 @@ def render_describe(description: GroupDescription, out: Console) -> None:
 
 def render_plan(group: str, rows: Sequence[PlanRow], executed: bool, out: Console) -> None:
     if rows:
-        table = _table(
+        table = new_table(
             "TOPIC",
             "PARTITION",
             "CURRENT-OFFSET",
@@ -327,7 +327,7 @@ def render_plan(group: str, rows: Sequence[PlanRow], executed: bool, out: Consol
             right=("PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"),
         )
         for row in rows:
-            table.add_row(*_cells(row.topic, row.partition, row.current_offset, row.new_offset))
+            table.add_row(*text_cells(row.topic, row.partition, row.current_offset, row.new_offset))
         out.print(table)
     else:
         print_line(out, f"No partitions to reset for group '{group}'.")

@@ -10,7 +10,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from odradek.cli.client_options import ClientError
-from odradek.cli.group_views import MISSING, format_assignment, print_line
+from odradek.cli.group_views import (
+    format_assignment,
+    new_table,
+    print_line,
+    text_cells,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -100,28 +105,11 @@ def describe_values(start_time_ms: int, now_ms: int) -> tuple[int | None, int | 
     return start_time_ms, max(0, now_ms - start_time_ms)
 
 
-def _table(*headers: str, right: Sequence[str] = ()) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    for header in headers:
-        table.add_column(header, justify="right" if header in right else "left", no_wrap=True)
-    return table
-
-
-def _cells(*values: object) -> list[Any]:
-    """Table cells as plain Text, so '[' in a transactional id is not read as markup."""
-    from rich.text import Text
-
-    return [Text(MISSING if value is None or value == "" else str(value)) for value in values]
-
-
 def render_list(listings: Sequence[TransactionListing], out: Console) -> None:
     if not listings:
         print_line(out, "No transactions.")
         return
-    table = _table(
+    table = new_table(
         "TRANSACTIONAL-ID",
         "COORDINATOR",
         "PRODUCER-ID",
@@ -130,7 +118,7 @@ def render_list(listings: Sequence[TransactionListing], out: Console) -> None:
     )
     for item in listings:
         table.add_row(
-            *_cells(item.transactional_id, item.coordinator, item.producer_id, item.state)
+            *text_cells(item.transactional_id, item.coordinator, item.producer_id, item.state)
         )
     out.print(table)
 
@@ -139,7 +127,7 @@ def render_describe(descriptions: Sequence[TransactionDescription], out: Console
     if not descriptions:
         return
     right = ("COORDINATOR", "PRODUCER-ID", "EPOCH", "TIMEOUT-MS", "START-TIME-MS", "DURATION-MS")
-    table = _table(
+    table = new_table(
         "TRANSACTIONAL-ID",
         "COORDINATOR",
         "PRODUCER-ID",
@@ -153,7 +141,7 @@ def render_describe(descriptions: Sequence[TransactionDescription], out: Console
     )
     for d in descriptions:
         table.add_row(
-            *_cells(
+            *text_cells(
                 d.transactional_id,
                 d.coordinator_id,
                 d.producer_id,
