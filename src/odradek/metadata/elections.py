@@ -16,6 +16,10 @@ honoured it. Here it is honoured as the ZooKeeper controller did: for each broke
 the partitions it is the preferred replica of but does not lead; above the percentage, those
 partitions get preferred elections (at most `max_elections` per pass, as Kafka bounds a pass).
 A percentage of 0 behaves as KRaft does.
+
+Offline partitions: Kafka's controller also retries, periodically, an unclean election for
+every leaderless partition whose topic allows it (unclean.leader.election.enable may have been
+turned on after the partition went offline): `elect_unclean_leaders`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ from enum import IntEnum
 
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.metadata.image import MetadataImage
-from odradek.metadata.partition_change import Election, build_partition_change
+from odradek.metadata.partition_change import (
+    Election,
+    build_partition_change,
+    unclean_election_enabled,
+)
 from odradek.metadata.records import NO_LEADER, MetadataRecord
 
 MAX_ELECTIONS_PER_IMBALANCE = 1000  # Kafka's maxElectionsPerImbalance
@@ -154,6 +162,28 @@ def rebalance_leaders(
             continue
         record = build_partition_change(
             topic.topic_id, partition, image.is_active, election=Election.PREFERRED
+        )
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def elect_unclean_leaders(
+    image: MetadataImage,
+    unclean_default: bool | None = None,
+    max_elections: int = MAX_ELECTIONS_PER_IMBALANCE,
+) -> list[MetadataRecord]:
+    """Unclean elections for leaderless partitions of topics that allow them."""
+    records: list[MetadataRecord] = []
+    for topic, partition in image.partitions():
+        if len(records) >= max_elections:
+            break
+        if partition.leader != NO_LEADER:
+            continue
+        if not unclean_election_enabled(image, topic, unclean_default):
+            continue
+        record = build_partition_change(
+            topic.topic_id, partition, image.is_active, election=Election.UNCLEAN
         )
         if record is not None:
             records.append(record)

@@ -44,7 +44,7 @@ from odradek.metadata.broker_control import (
     has_leaderships,
 )
 from odradek.metadata.controller import NewTopic, TopicController
-from odradek.metadata.elections import elect_leaders, rebalance_leaders
+from odradek.metadata.elections import elect_leaders, elect_unclean_leaders, rebalance_leaders
 from odradek.metadata.image import MetadataImage, PartitionImage
 from odradek.metadata.partition_change import min_insync_replicas, unclean_election_enabled
 from odradek.metadata.reassignment import ReassignmentTarget, alter_partition_reassignments
@@ -80,10 +80,14 @@ def check_image(image: MetadataImage) -> None:
 
 
 def check_records(
-    before: MetadataImage, records: list[MetadataRecord], unclean_allowed: bool, isr_grows: bool
+    before: MetadataImage,
+    records: list[MetadataRecord],
+    unclean_allowed: bool | None = None,
+    isr_grows: bool = False,
 ) -> MetadataImage:
     """Replay `records` one by one, checking each partition change against the partition it
-    changes; returns the image after all of them."""
+    changes; returns the image after all of them. `unclean_allowed` None means: as the
+    topic's unclean.leader.election.enable says."""
     image = before
     for record in records:
         after = image.apply([record])
@@ -102,7 +106,12 @@ def check_records(
                 unclean = (
                     new.isr == (new.leader,) and new.leader_recovery_state == LEADER_RECOVERING
                 )
-                assert (unclean and unclean_allowed) or isr_grows, (old, new)
+                allowed = (
+                    unclean_election_enabled(image, topic)
+                    if unclean_allowed is None
+                    else unclean_allowed
+                )
+                assert (unclean and allowed) or isr_grows, (old, new)
         image = after
     replayed = before.apply([decode(encode(r)) for r in records])  # type: ignore[misc]
     assert replayed.topics == image.topics and replayed.brokers == image.brokers
@@ -120,7 +129,10 @@ class ClusterMachine(RuleBasedStateMachine):
         self.generation: dict[int, int] = {}
 
     def commit(
-        self, records: list[MetadataRecord], unclean_allowed: bool = False, isr_grows: bool = False
+        self,
+        records: list[MetadataRecord],
+        unclean_allowed: bool | None = None,
+        isr_grows: bool = False,
     ) -> None:
         self.image = check_records(self.image, records, unclean_allowed, isr_grows)
         self.offset += max(len(records), 1)
@@ -140,7 +152,7 @@ class ClusterMachine(RuleBasedStateMachine):
         except KafkaError as exc:
             assert exc.code == ErrorCode.DUPLICATE_BROKER_REGISTRATION
             return
-        self.commit(records, unclean_allowed=self.any_unclean())
+        self.commit(records)
 
     @initialize(brokers=st.integers(2, 5), min_isr=st.integers(1, 3))
     def bootstrap(self, brokers: int, min_isr: int) -> None:
@@ -177,7 +189,7 @@ class ClusterMachine(RuleBasedStateMachine):
             assert exc.code == ErrorCode.STALE_BROKER_EPOCH
             assert registration is None or stale
             return
-        self.commit(records, unclean_allowed=self.any_unclean())
+        self.commit(records)
         after = self.image.broker(broker)
         assert after is not None and after.fenced == reply.is_fenced
         if reply.should_shut_down:
@@ -187,7 +199,7 @@ class ClusterMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def unregister(self, data: st.DataObject) -> None:
         broker = data.draw(st.sampled_from(sorted(self.image.brokers)))
-        self.commit(self.control.unregister(self.image, broker), self.any_unclean())
+        self.commit(self.control.unregister(self.image, broker))
         assert self.image.broker(broker) is None
         assert not has_leaderships(self.image, broker)
 
@@ -195,7 +207,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def time_passes(self, elapsed_ms: int) -> None:
         self.now_ms += elapsed_ms
         expired = self.control.tracker.expired(self.image, self.now_ms)
-        self.commit(self.control.fence_expired(self.image, self.now_ms), self.any_unclean())
+        self.commit(self.control.fence_expired(self.image, self.now_ms))
         for broker in expired:
             registration = self.image.broker(broker)
             assert registration is not None and registration.fenced
@@ -251,7 +263,7 @@ class ClusterMachine(RuleBasedStateMachine):
             assert outcome.error == ErrorCode.INELIGIBLE_REPLICA and not records
         min_isr = min_insync_replicas(self.image, topic)
         before = self.image
-        self.commit(records, unclean_election_enabled(before, topic), isr_grows=True)
+        self.commit(records, isr_grows=True)
         if outcome.error == ErrorCode.NONE:
             now = self.image.topics[topic.name].partitions[partition.partition_id]
             assert outcome.partition == now
@@ -294,12 +306,14 @@ class ClusterMachine(RuleBasedStateMachine):
         records, [outcome] = alter_partition_reassignments(
             self.image, [ReassignmentTarget(name, partition_id, target)]
         )
-        self.commit(records, unclean_allowed=unclean_election_enabled(self.image, topic))
+        self.commit(records)
         if outcome.error != ErrorCode.NONE:
             assert not records
 
-    def any_unclean(self) -> bool:
-        return any(unclean_election_enabled(self.image, t) for t in self.image.topics.values())
+    @rule()
+    def offline_partitions_get_unclean_leaders(self) -> None:
+        # a record here may also complete a reassignment without electing anyone, as in Kafka
+        self.commit(elect_unclean_leaders(self.image))
 
 
 ClusterMachine.TestCase.settings = settings(
@@ -347,7 +361,7 @@ def test_negative_control_clean_election_outside_isr_is_caught(
     records = machine.control.unregister(machine.image, partition.leader)
     assert any(isinstance(r, PartitionChangeRecord) and r.leader == follower for r in records)
     with pytest.raises(AssertionError):
-        check_records(machine.image, records, unclean_allowed=False, isr_grows=False)
+        check_records(machine.image, records)
 
 
 def test_negative_control_leader_change_without_epoch_bump_is_caught(
@@ -364,4 +378,4 @@ def test_negative_control_leader_change_without_epoch_bump_is_caught(
     monkeypatch.setattr(PartitionImage, "merge", lazy_merge)
     records = machine.control.unregister(machine.image, leader)
     with pytest.raises(AssertionError):
-        check_records(machine.image, records, unclean_allowed=False, isr_grows=False)
+        check_records(machine.image, records)

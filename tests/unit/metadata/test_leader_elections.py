@@ -6,7 +6,12 @@ import pytest
 from cluster_helpers import TOPIC_ID, cluster, epoch_of, part, with_topic
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.metadata.elections import elect_leaders, leader_imbalance, rebalance_leaders
+from odradek.metadata.elections import (
+    elect_leaders,
+    elect_unclean_leaders,
+    leader_imbalance,
+    rebalance_leaders,
+)
 from odradek.metadata.records import (
     LEADER_RECOVERING,
     BrokerRegistrationChangeRecord,
@@ -102,3 +107,19 @@ def test_rebalance_only_above_percentage_and_only_to_live_in_sync_preferred() ->
 def test_rebalance_respects_max_elections() -> None:
     image = with_topic(cluster(), [((1, 2), (1, 2), 2)] * 5)
     assert len(rebalance_leaders(image, 0, max_elections=2)) == 2
+
+
+def test_periodic_unclean_election_only_for_topics_that_allow_it() -> None:
+    image = with_topic(cluster(fenced=(1,)), [((1, 2), (1,), -1)])
+    assert elect_unclean_leaders(image) == []
+    image = with_topic(
+        cluster(fenced=(1,)),
+        [((1, 2), (1,), -1)],
+        configs={"unclean.leader.election.enable": "true"},
+    )
+    assert elect_unclean_leaders(image) == [
+        PartitionChangeRecord(
+            0, TOPIC_ID, isr=(2,), leader=2, leader_recovery_state=LEADER_RECOVERING
+        )
+    ]
+    assert elect_unclean_leaders(cluster(fenced=(1,)), unclean_default=True) == []
