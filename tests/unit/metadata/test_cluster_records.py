@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -200,3 +201,10 @@ def test_unknown_tags_are_skipped() -> None:
         + b"\x06\x01\x01"  # tag 6 (ELR): an empty compact array
     )
     assert decode(raw) == PartitionChangeRecord(1, TOPIC_ID, leader=2)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([0, 1, 3, 5, 7, 8, 17]), st.integers(0, 3), st.binary(max_size=80))
+def test_garbage_decodes_or_is_a_protocol_error(key: int, version: int, body: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode(bytes([1, key, version]) + body)
