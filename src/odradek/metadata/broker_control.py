@@ -145,7 +145,7 @@ def current_state(registration: BrokerRegistration) -> BrokerState:
 
 
 def has_leaderships(image: MetadataImage, broker_id: int) -> bool:
-    return any(partition.leader == broker_id for _, partition in image.partitions())
+    return any(partition.leader == broker_id for _, partition in image.all_partitions())
 
 
 def check_broker_epoch(image: MetadataImage, broker_id: int, broker_epoch: int) -> None:

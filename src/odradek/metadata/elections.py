@@ -128,7 +128,7 @@ def leader_imbalance(image: MetadataImage) -> dict[int, float]:
     """For each preferred replica: the share of its partitions led by another broker."""
     preferred: dict[int, int] = {}
     not_led: dict[int, int] = {}
-    for _, partition in image.partitions():
+    for _, partition in image.all_partitions():
         if not partition.replicas:
             continue
         broker = partition.replicas[0]
@@ -152,7 +152,7 @@ def rebalance_leaders(
         if ratio > imbalance_percentage / 100
     }
     records: list[MetadataRecord] = []
-    for topic, partition in image.partitions():
+    for topic, partition in image.all_partitions():
         if len(records) >= max_elections:
             break
         preferred = partition.replicas[0] if partition.replicas else NO_LEADER
@@ -175,7 +175,7 @@ def elect_unclean_leaders(
 ) -> list[MetadataRecord]:
     """Unclean elections for leaderless partitions of topics that allow them."""
     records: list[MetadataRecord] = []
-    for topic, partition in image.partitions():
+    for topic, partition in image.all_partitions():
         if len(records) >= max_elections:
             break
         if partition.leader != NO_LEADER:

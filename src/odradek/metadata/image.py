@@ -124,7 +124,7 @@ class MetadataImage:
         registration = self.brokers.get(broker_id)
         return registration is not None and registration.active
 
-    def partitions(self) -> Iterable[tuple[TopicImage, PartitionImage]]:
+    def all_partitions(self) -> Iterable[tuple[TopicImage, PartitionImage]]:
         for topic in self.topics.values():
             for partition in topic.partitions.values():
                 yield topic, partition

@@ -185,7 +185,7 @@ def leader_and_isr_updates(
             return False
         return replica == broker_to_add or image.is_active(replica)
 
-    for topic, partition in image.partitions():
+    for topic, partition in image.all_partitions():
         if broker_to_remove != NO_LEADER:
             if broker_to_remove not in partition.isr:
                 continue

@@ -63,7 +63,7 @@ BROKERS = (1, 2, 3, 4, 5)
 
 
 def check_image(image: MetadataImage) -> None:
-    for topic, partition in image.partitions():
+    for topic, partition in image.all_partitions():
         where = f"{topic.name}-{partition.partition_id} {partition}"
         assert partition.isr, where
         assert len(set(partition.isr)) == len(partition.isr), where
@@ -237,10 +237,10 @@ class ClusterMachine(RuleBasedStateMachine):
                 assert self.image.is_active(record.leader)
         self.commit(records)
 
-    @precondition(lambda self: any(p.leader != NO_LEADER for _, p in self.image.partitions()))
+    @precondition(lambda self: any(p.leader != NO_LEADER for _, p in self.image.all_partitions()))
     @rule(data=st.data(), stale=st.booleans())
     def leader_alters_isr(self, data: st.DataObject, stale: bool) -> None:
-        led = [(t, p) for t, p in self.image.partitions() if p.leader != NO_LEADER]
+        led = [(t, p) for t, p in self.image.all_partitions() if p.leader != NO_LEADER]
         topic, partition = data.draw(st.sampled_from(led))
         others = [r for r in partition.replicas if r != partition.leader]
         chosen = data.draw(st.lists(st.sampled_from(others), unique=True)) if others else []
