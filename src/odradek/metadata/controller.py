@@ -23,7 +23,11 @@ from typing import Any
 from odradek.common.config import validate_topic_configs
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.metadata.image import MetadataImage
-from odradek.metadata.placement import StripedReplicaPlacer, usable_brokers
+from odradek.metadata.placement import (
+    StripedReplicaPlacer,
+    usable_brokers,
+    validate_manual_assignment,
+)
 from odradek.metadata.records import (
     RESOURCE_TOPIC,
     ConfigRecord,
@@ -124,7 +128,7 @@ class TopicController:
                     " Both cannot be used at the same time.",
                     ErrorCode.INVALID_REQUEST,
                 )
-            assignment = self._check_assignments(image, request.assignments, 0)
+            assignment = self._check_assignments(image, request.assignments)
         else:
             partitions = request.num_partitions
             if partitions == -1:
@@ -206,12 +210,7 @@ class TopicController:
                     " assignments provided.",
                     ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                 )
-            placement = self._check_assignments(image, dict(enumerate(assignments)), 0)
-            if any(len(replicas) != replication for replicas in placement):
-                raise KafkaError(
-                    "Inconsistent replication factor between partitions",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
+            placement = self._check_assignments(image, dict(enumerate(assignments)), replication)
         elif image.brokers:
             placement = self._place_striped(image, added, replication)
         else:
@@ -270,32 +269,23 @@ class TopicController:
         ]
 
     def _check_assignments(
-        self, image: MetadataImage, assignments: Mapping[int, Sequence[int]], first: int
+        self,
+        image: MetadataImage,
+        assignments: Mapping[int, Sequence[int]],
+        replication: int | None = None,
     ) -> list[tuple[int, ...]]:
+        """Manual assignments, numbered from 0, checked as Kafka's controller does; every
+        partition must have as many replicas as the first (or `replication`)."""
         known = set(image.brokers) if image.brokers else set(self.broker_ids)
         placement: list[tuple[int, ...]] = []
-        for index in range(first, first + len(assignments)):
+        for index in range(len(assignments)):
             replicas = assignments.get(index)
             if replicas is None:
                 raise KafkaError(
-                    "Partitions must be numbered consecutively from 0.",
+                    "partitions should be a consecutive 0-based integer sequence",
                     ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                 )
-            if not replicas:
-                raise KafkaError(
-                    f"Empty replica assignment for partition {index}.",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
-            if len(set(replicas)) != len(replicas):
-                raise KafkaError(
-                    f"Duplicate brokers in the assignment of partition {index}.",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
-            unknown = [b for b in replicas if b not in known]
-            if unknown:
-                raise KafkaError(
-                    f"Unknown broker(s) {unknown} in the assignment of partition {index}.",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
+            validate_manual_assignment(known, replicas, replication)
+            replication = len(replicas)
             placement.append(tuple(replicas))
         return placement

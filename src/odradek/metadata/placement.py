@@ -11,12 +11,15 @@ shuffles come from the `random.Random` passed in; give a seeded one for reproduc
 Constraints (INVALID_REPLICATION_FACTOR): the replication factor is positive, no larger than
 the number of usable brokers, and at least one broker is unfenced. Brokers in controlled
 shutdown are not usable.
+
+Manual assignments (CreateTopics, CreatePartitions, AlterPartitionReassignments) are checked by
+`validate_manual_assignment` with Kafka's messages (INVALID_REPLICA_ASSIGNMENT).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from odradek.common.errors import ErrorCode, KafkaError
@@ -28,6 +31,37 @@ class UsableBroker:
     broker_id: int
     rack: str | None
     fenced: bool
+
+
+def validate_manual_assignment(
+    known_brokers: Container[int], replicas: Sequence[int], replication_factor: int | None = None
+) -> None:
+    """Kafka's validateManualPartitionAssignment: non-empty, registered, no broker twice, and
+    as many replicas as the partitions before it when `replication_factor` is given."""
+
+    def invalid(message: str) -> KafkaError:
+        return KafkaError(message, ErrorCode.INVALID_REPLICA_ASSIGNMENT)
+
+    if not replicas:
+        raise invalid("The manual partition assignment includes an empty replica list.")
+    previous = None
+    for broker in sorted(replicas):
+        if broker not in known_brokers:
+            raise invalid(
+                f"The manual partition assignment includes broker {broker}, but no such"
+                " broker is registered."
+            )
+        if broker == previous:
+            raise invalid(
+                f"The manual partition assignment includes the broker {broker} more than once."
+            )
+        previous = broker
+    if replication_factor is not None and len(replicas) != replication_factor:
+        raise invalid(
+            f"The manual partition assignment includes a partition with {len(replicas)}"
+            " replica(s), but this is not consistent with previous partitions, which have"
+            f" {replication_factor} replica(s)."
+        )
 
 
 def usable_brokers(image: MetadataImage) -> list[UsableBroker]:

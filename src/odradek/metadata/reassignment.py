@@ -29,6 +29,7 @@ from odradek.metadata.partition_change import (
     build_partition_change,
     unclean_election_enabled,
 )
+from odradek.metadata.placement import validate_manual_assignment
 from odradek.metadata.records import MetadataRecord, PartitionChangeRecord
 
 
@@ -60,27 +61,10 @@ def _invalid(message: str) -> KafkaError:
     return KafkaError(message, ErrorCode.INVALID_REPLICA_ASSIGNMENT)
 
 
-def validate_assignment(image: MetadataImage, replicas: Sequence[int]) -> None:
-    if not replicas:
-        raise _invalid("The manual partition assignment includes an empty replica list.")
-    seen: set[int] = set()
-    for broker in sorted(replicas):
-        if image.broker(broker) is None:
-            raise _invalid(
-                f"The manual partition assignment includes broker {broker}, but no such"
-                " broker is registered."
-            )
-        if broker in seen:
-            raise _invalid(
-                f"The manual partition assignment includes the broker {broker} more than once."
-            )
-        seen.add(broker)
-
-
 def _change(
     image: MetadataImage, topic: TopicImage, partition: PartitionImage, target: Sequence[int]
 ) -> PartitionChangeRecord | None:
-    validate_assignment(image, target)
+    validate_manual_assignment(image.brokers, target)
     removing = sorted(set(partition.replicas) - set(target))
     adding = sorted(set(target) - set(partition.replicas))
     replicas = list(target) + removing

@@ -146,3 +146,44 @@ def test_create_partitions_uses_registered_brokers() -> None:
     added = controller.create_partitions(image, "t", 4, None)
     assert [r.partition_id for r in added] == [1, 2, 3]
     assert all(sorted(r.replicas) == [1, 2, 3] for r in added)
+
+
+@pytest.mark.parametrize(
+    ("rule", "assignments", "message"),
+    [
+        (
+            "numbered from 0",
+            {1: [1]},
+            "partitions should be a consecutive 0-based integer sequence",
+        ),
+        ("non-empty", {0: []}, "includes an empty replica list"),
+        ("registered", {0: [1, 7]}, "includes broker 7, but no such broker is registered"),
+        ("no broker twice", {0: [2, 2]}, "includes the broker 2 more than once"),
+        (
+            "same replica count as the first partition",
+            {0: [1, 2], 1: [1]},
+            "includes a partition with 1 replica(s), but this is not consistent with previous"
+            " partitions, which have 2 replica(s)",
+        ),
+    ],
+)
+def test_manual_assignment_rules_are_invalid_replica_assignment(
+    rule: str, assignments: dict[int, list[int]], message: str
+) -> None:
+    controller = TopicController([1, 2], 1, 1)
+    with pytest.raises(KafkaError) as err:
+        controller.create_topic(cluster((1, 2)), NewTopic("t", -1, -1, assignments, {}), set())
+    assert err.value.code == ErrorCode.INVALID_REPLICA_ASSIGNMENT, rule
+    assert message in str(err.value), rule
+
+
+def test_create_partitions_manual_assignment_keeps_replication_factor() -> None:
+    image = cluster((1, 2, 3))
+    controller = TopicController([1], 1, 1, random.Random(5))
+    _, records = controller.create_topic(image, new_topic("t", 1, 2), set())
+    image = image.apply(records)
+    with pytest.raises(KafkaError) as err:
+        controller.create_partitions(image, "t", 2, [[1, 2, 3]])
+    assert err.value.code == ErrorCode.INVALID_REPLICA_ASSIGNMENT
+    [added] = controller.create_partitions(image, "t", 2, [[3, 1]])
+    assert added.replicas == (3, 1) and added.leader == 3
