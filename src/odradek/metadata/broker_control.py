@@ -1,8 +1,8 @@
 """The controller's broker duties as a core without I/O: registration, heartbeats, fencing.
 
-A broker registers (Kafka's BrokerRegistrationRequest); its broker epoch is the offset of its
-RegisterBrokerRecord, which the caller knows and passes in. It then heartbeats; each heartbeat
-moves it through Kafka's states, judged from the image:
+A broker registers (Kafka's BrokerRegistrationRequest); its broker epoch is the offset at which
+the batch holding its RegisterBrokerRecord starts, which the caller knows and passes in. It
+then heartbeats; each heartbeat moves it through Kafka's states, judged from the image:
 
     FENCED --caught up, not asking to be fenced--> UNFENCED
     UNFENCED --want_fence--> FENCED
@@ -11,7 +11,8 @@ moves it through Kafka's states, judged from the image:
     CONTROLLED_SHUTDOWN --leads nothing, every active broker has replayed the shutdown
                           records--> SHUTDOWN_NOW
 
-"Caught up" means its metadata offset has reached its own registration record. Leaving
+"Caught up" means its metadata offset has reached its broker epoch, i.e. it has replayed the
+batch of its own registration (batches are replayed whole). Leaving
 UNFENCED (fencing, shutting down, or a session that expired after broker.session.timeout.ms
 without a heartbeat) produces in one batch the PartitionChange records that move every
 leadership off the broker and take it out of every ISR, plus its registration change.
@@ -187,8 +188,10 @@ class BrokerControl:
         new_broker_epoch: int,
         now_ms: int,
     ) -> tuple[int, list[MetadataRecord]]:
-        """The broker epoch granted and the records; `new_broker_epoch` is the offset the
-        registration record will have."""
+        """The broker epoch granted and the records. `new_broker_epoch` is the offset of the
+        first record of this batch (Kafka's nextWriteOffset), so when the old incarnation is
+        fenced first, the epoch is the offset of that batch rather than of the registration
+        record itself, as in Kafka."""
         broker_id = request.broker_id
         existing = image.broker(broker_id)
         records: list[MetadataRecord] = []
