@@ -124,6 +124,41 @@ _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 BROKER_CONFIGS: tuple[ConfigDef, ...] = (
     ConfigDef("node.id", _T.INT, 1, "The node id of this server.", minimum=0),
+    ConfigDef("broker.rack", _T.STRING, None, "Rack of this broker, for replica placement."),
+    ConfigDef(
+        "broker.session.timeout.ms",
+        _T.INT,
+        9000,
+        "How long a broker may go without a heartbeat before the controller fences it.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "broker.heartbeat.interval.ms",
+        _T.INT,
+        2000,
+        "How often a broker heartbeats to the controller.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "auto.leader.rebalance.enable",
+        _T.BOOLEAN,
+        True,
+        "Move leadership back to preferred replicas when leaders are imbalanced.",
+    ),
+    ConfigDef(
+        "leader.imbalance.per.broker.percentage",
+        _T.INT,
+        10,
+        "Share of a broker's partitions led by another broker that triggers a rebalance.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "leader.imbalance.check.interval.seconds",
+        _T.LONG,
+        300,
+        "How often the controller checks leader imbalance.",
+        minimum=1,
+    ),
     ConfigDef(
         "process.roles",
         _T.LIST,

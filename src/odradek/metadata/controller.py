@@ -3,10 +3,17 @@
 Handlers call these with the current image; the records they return go through the metadata
 log and change state only when replayed (`MetadataImage.apply`). Errors carry Kafka's codes
 and messages.
+
+Placement: once brokers have registered in the image, new partitions are placed by Kafka's
+striped, rack-aware placer over the usable brokers (`metadata/placement.py`), the ISR is the
+active replicas and the first of them leads, as Kafka's controller does. Before any broker has
+registered (a single node that does not register yet), replicas go round robin over the
+node ids given to the constructor, as before.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,6 +23,11 @@ from typing import Any
 from odradek.common.config import validate_topic_configs
 from odradek.common.errors import ErrorCode, KafkaError
 from odradek.metadata.image import MetadataImage
+from odradek.metadata.placement import (
+    StripedReplicaPlacer,
+    usable_brokers,
+    validate_manual_assignment,
+)
 from odradek.metadata.records import (
     RESOURCE_TOPIC,
     ConfigRecord,
@@ -81,10 +93,17 @@ class CreatedTopic:
 
 
 class TopicController:
-    def __init__(self, broker_ids: Sequence[int], default_partitions: int, default_rf: int):
+    def __init__(
+        self,
+        broker_ids: Sequence[int],
+        default_partitions: int,
+        default_rf: int,
+        rng: random.Random | None = None,
+    ):
         self.broker_ids = tuple(broker_ids)
         self.default_partitions = default_partitions
         self.default_replication_factor = default_rf
+        self.rng = rng or random.Random()
 
     def create_topic(
         self, image: MetadataImage, request: NewTopic, pending: set[str]
@@ -109,7 +128,7 @@ class TopicController:
                     " Both cannot be used at the same time.",
                     ErrorCode.INVALID_REQUEST,
                 )
-            assignment = self._check_assignments(request.assignments, 0)
+            assignment = self._check_assignments(image, request.assignments)
         else:
             partitions = request.num_partitions
             if partitions == -1:
@@ -127,14 +146,17 @@ class TopicController:
                     "Replication factor must be larger than 0, or -1 to use the default value.",
                     ErrorCode.INVALID_REPLICATION_FACTOR,
                 )
-            if replication > len(self.broker_ids):
+            if image.brokers:
+                assignment = self._place_striped(image, partitions, replication)
+            elif replication > len(self.broker_ids):
                 raise KafkaError(
                     f"Unable to replicate the partition {replication} time(s): The target"
                     f" replication factor of {replication} cannot be reached because only"
                     f" {len(self.broker_ids)} broker(s) are registered.",
                     ErrorCode.INVALID_REPLICATION_FACTOR,
                 )
-            assignment = self._place(partitions, replication, 0)
+            else:
+                assignment = self._place(partitions, replication, 0)
         try:
             configs = validate_topic_configs(request.configs)
         except KafkaError as exc:
@@ -143,7 +165,9 @@ class TopicController:
         records: list[MetadataRecord] = [TopicRecord(name, topic_id)]
         for partition_id, replicas in enumerate(assignment):
             records.append(
-                PartitionRecord(partition_id, topic_id, replicas, replicas, replicas[0], 0, 0)
+                self._new_partition(
+                    image, topic_id, partition_id, replicas, bool(request.assignments)
+                )
             )
         for key, value in request.configs.items():
             records.append(ConfigRecord(RESOURCE_TOPIC, name, key, value))
@@ -186,18 +210,56 @@ class TopicController:
                     " assignments provided.",
                     ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                 )
-            placement = self._check_assignments(dict(enumerate(assignments)), 0)
-            if any(len(replicas) != replication for replicas in placement):
-                raise KafkaError(
-                    "Inconsistent replication factor between partitions",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
+            placement = self._check_assignments(image, dict(enumerate(assignments)), replication)
+        elif image.brokers:
+            placement = self._place_striped(image, added, replication)
         else:
             placement = self._place(added, replication, current)
         return [
-            PartitionRecord(current + i, topic.topic_id, replicas, replicas, replicas[0], 0, 0)
+            self._new_partition(
+                image, topic.topic_id, current + i, replicas, assignments is not None
+            )
             for i, replicas in enumerate(placement)
         ]
+
+    def _place_striped(
+        self, image: MetadataImage, partitions: int, replication: int
+    ) -> list[tuple[int, ...]]:
+        try:
+            return StripedReplicaPlacer(usable_brokers(image), self.rng).place(
+                partitions, replication
+            )
+        except KafkaError as exc:
+            raise KafkaError(
+                f"Unable to replicate the partition {replication} time(s): {exc}", exc.code
+            ) from None
+
+    def _new_partition(
+        self,
+        image: MetadataImage,
+        topic_id: bytes,
+        partition_id: int,
+        replicas: tuple[int, ...],
+        manual: bool,
+    ) -> PartitionRecord:
+        """Kafka's buildPartitionRegistration: the ISR is the active replicas, the first of
+        them leads; a partition no active replica could lead is refused."""
+        if not image.brokers:
+            return PartitionRecord(partition_id, topic_id, replicas, replicas, replicas[0], 0, 0)
+        isr = tuple(r for r in replicas if image.is_active(r))
+        if not isr:
+            if manual:
+                raise KafkaError(
+                    "All brokers specified in the manual partition assignment for partition"
+                    f" {partition_id} are fenced or in controlled shutdown.",
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                )
+            raise KafkaError(
+                f"Unable to replicate the partition {len(replicas)} time(s): All brokers are"
+                " currently fenced or in controlled shutdown.",
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+            )
+        return PartitionRecord(partition_id, topic_id, replicas, isr, isr[0], 0, 0)
 
     def _place(self, partitions: int, replication: int, start: int) -> list[tuple[int, ...]]:
         brokers = sorted(self.broker_ids)
@@ -207,31 +269,23 @@ class TopicController:
         ]
 
     def _check_assignments(
-        self, assignments: Mapping[int, Sequence[int]], first: int
+        self,
+        image: MetadataImage,
+        assignments: Mapping[int, Sequence[int]],
+        replication: int | None = None,
     ) -> list[tuple[int, ...]]:
+        """Manual assignments, numbered from 0, checked as Kafka's controller does; every
+        partition must have as many replicas as the first (or `replication`)."""
+        known = set(image.brokers) if image.brokers else set(self.broker_ids)
         placement: list[tuple[int, ...]] = []
-        for index in range(first, first + len(assignments)):
+        for index in range(len(assignments)):
             replicas = assignments.get(index)
             if replicas is None:
                 raise KafkaError(
-                    "Partitions must be numbered consecutively from 0.",
+                    "partitions should be a consecutive 0-based integer sequence",
                     ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                 )
-            if not replicas:
-                raise KafkaError(
-                    f"Empty replica assignment for partition {index}.",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
-            if len(set(replicas)) != len(replicas):
-                raise KafkaError(
-                    f"Duplicate brokers in the assignment of partition {index}.",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
-            unknown = [b for b in replicas if b not in self.broker_ids]
-            if unknown:
-                raise KafkaError(
-                    f"Unknown broker(s) {unknown} in the assignment of partition {index}.",
-                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                )
+            validate_manual_assignment(known, replicas, replication)
+            replication = len(replicas)
             placement.append(tuple(replicas))
         return placement

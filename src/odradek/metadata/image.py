@@ -4,6 +4,13 @@ Brokers read the current `MetadataImage`; only `apply` (replay) makes a new one.
 found by name and by id; configs hold only what was set explicitly (defaults live in the
 broker config). Dynamic broker configs are kept per resource name, as Kafka's ConfigRecord
 names them: "" for the cluster-wide default, the broker id for one broker.
+
+Brokers are kept by id as their latest registration (a RegisterBrokerRecord replaces the
+previous incarnation); fencing and controlled shutdown change only those two flags. A
+PartitionChangeRecord is merged as Kafka's PartitionRegistration.merge does: fields it names
+replace the current ones, the leader epoch bumps whenever the record names a leader (even the
+same one: that is how the controller forces a bump), and the partition epoch bumps on every
+change record.
 """
 
 from __future__ import annotations
@@ -13,15 +20,44 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from odradek.metadata.records import (
+    FENCE,
+    LEADER_RECOVERED,
+    NO_LEADER_CHANGE,
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
+    UNFENCE,
+    BrokerEndpoint,
+    BrokerFeature,
+    BrokerRegistrationChangeRecord,
     ConfigRecord,
+    FenceBrokerRecord,
     MetadataRecord,
+    PartitionChangeRecord,
     PartitionRecord,
     ProducerIdsRecord,
+    RegisterBrokerRecord,
     RemoveTopicRecord,
     TopicRecord,
+    UnfenceBrokerRecord,
+    UnregisterBrokerRecord,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRegistration:
+    broker_id: int
+    incarnation_id: bytes
+    epoch: int  # the offset of its RegisterBrokerRecord
+    endpoints: tuple[BrokerEndpoint, ...] = ()
+    rack: str | None = None
+    fenced: bool = True
+    in_controlled_shutdown: bool = False
+    features: tuple[BrokerFeature, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Can lead and be in an ISR: unfenced and not shutting down."""
+        return not self.fenced and not self.in_controlled_shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +68,33 @@ class PartitionImage:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    removing_replicas: tuple[int, ...] = ()
+    adding_replicas: tuple[int, ...] = ()
+    leader_recovery_state: int = LEADER_RECOVERED
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.removing_replicas or self.adding_replicas)
+
+    def merge(self, change: PartitionChangeRecord) -> PartitionImage:
+        leader, leader_epoch = self.leader, self.leader_epoch
+        if change.leader != NO_LEADER_CHANGE:
+            leader, leader_epoch = change.leader, self.leader_epoch + 1
+        return PartitionImage(
+            self.partition_id,
+            self.replicas if change.replicas is None else change.replicas,
+            self.isr if change.isr is None else change.isr,
+            leader,
+            leader_epoch,
+            self.partition_epoch + 1,
+            self.removing_replicas
+            if change.removing_replicas is None
+            else change.removing_replicas,
+            self.adding_replicas if change.adding_replicas is None else change.adding_replicas,
+            self.leader_recovery_state
+            if change.leader_recovery_state == -1
+            else change.leader_recovery_state,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +114,20 @@ class MetadataImage:
         default_factory=lambda: MappingProxyType({})
     )
     next_producer_id: int = 0  # the first producer id no broker has been given yet
+    brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: MappingProxyType({}))
+
+    def broker(self, broker_id: int) -> BrokerRegistration | None:
+        return self.brokers.get(broker_id)
+
+    def is_active(self, broker_id: int) -> bool:
+        """Unfenced and not in controlled shutdown: may lead and join an ISR."""
+        registration = self.brokers.get(broker_id)
+        return registration is not None and registration.active
+
+    def all_partitions(self) -> Iterable[tuple[TopicImage, PartitionImage]]:
+        for topic in self.topics.values():
+            for partition in topic.partitions.values():
+                yield topic, partition
 
     def topic(self, name: str) -> TopicImage | None:
         return self.topics.get(name)
@@ -68,6 +145,7 @@ class MetadataImage:
         topic_ids = dict(self.topic_ids)
         broker_configs = dict(self.broker_configs)
         next_producer_id = self.next_producer_id
+        brokers = dict(self.brokers)
         for record in records:
             if isinstance(record, TopicRecord):
                 topics[record.name] = TopicImage(record.name, record.topic_id, MappingProxyType({}))
@@ -85,8 +163,38 @@ class MetadataImage:
                     record.leader,
                     record.leader_epoch,
                     record.partition_epoch,
+                    record.removing_replicas,
+                    record.adding_replicas,
+                    record.leader_recovery_state,
                 )
                 topics[name] = replace(topic, partitions=MappingProxyType(partitions))
+            elif isinstance(record, PartitionChangeRecord):
+                name = topic_ids.get(record.topic_id)
+                before = None if name is None else topics[name].partitions.get(record.partition_id)
+                if name is None or before is None:
+                    continue
+                partitions = dict(topics[name].partitions)
+                partitions[record.partition_id] = before.merge(record)
+                topics[name] = replace(topics[name], partitions=MappingProxyType(partitions))
+            elif isinstance(record, RegisterBrokerRecord):
+                brokers[record.broker_id] = BrokerRegistration(
+                    record.broker_id,
+                    record.incarnation_id,
+                    record.broker_epoch,
+                    record.endpoints,
+                    record.rack,
+                    record.fenced,
+                    record.in_controlled_shutdown,
+                    record.features,
+                )
+            elif isinstance(record, UnregisterBrokerRecord):
+                existing_broker = brokers.get(record.broker_id)
+                if existing_broker is not None and existing_broker.epoch == record.broker_epoch:
+                    del brokers[record.broker_id]
+            elif isinstance(
+                record, (BrokerRegistrationChangeRecord, FenceBrokerRecord, UnfenceBrokerRecord)
+            ):
+                _apply_registration_change(brokers, record)
             elif isinstance(record, ConfigRecord):
                 if record.resource_type == RESOURCE_TOPIC:
                     existing = topics.get(record.resource_name)
@@ -117,4 +225,30 @@ class MetadataImage:
             MappingProxyType(topic_ids),
             MappingProxyType(broker_configs),
             next_producer_id,
+            MappingProxyType(brokers),
+        )
+
+
+def _apply_registration_change(
+    brokers: dict[int, BrokerRegistration],
+    record: BrokerRegistrationChangeRecord | FenceBrokerRecord | UnfenceBrokerRecord,
+) -> None:
+    existing = brokers.get(record.broker_id)
+    if existing is None or existing.epoch != record.broker_epoch:
+        return  # a change for an incarnation that has been replaced since
+    if isinstance(record, FenceBrokerRecord):
+        brokers[record.broker_id] = replace(existing, fenced=True)
+    elif isinstance(record, UnfenceBrokerRecord):
+        brokers[record.broker_id] = replace(existing, fenced=False)
+    else:
+        fenced = existing.fenced
+        if record.fenced == FENCE:
+            fenced = True
+        elif record.fenced == UNFENCE:
+            fenced = False
+        brokers[record.broker_id] = replace(
+            existing,
+            fenced=fenced,
+            in_controlled_shutdown=existing.in_controlled_shutdown
+            or record.in_controlled_shutdown == 1,
         )
