@@ -1,0 +1,224 @@
+"""`RaftQuorum` and its `RaftDriver` over real files: a quorum of one, the files it leaves
+(quorum-state, snapshots, the log), restarts, a data dir of the single-node quorum, and three
+quorums in one event loop whose messages go through kio (an in-memory network, so no ports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from odradek.common.clock import SystemClock
+from odradek.metadata.quorum import SingleNodeQuorum
+from odradek.metadata.raft import wire
+from odradek.metadata.raft.core import RaftConfig
+from odradek.metadata.raft.driver import NoNetwork
+from odradek.metadata.raft.files import parse_snapshot_file_name
+from odradek.metadata.raft_quorum import METADATA_DIR, NotControllerError, RaftQuorum
+from odradek.metadata.records import ConfigRecord, MetadataRecord, TopicRecord
+from odradek.storage.fileio import OsFileIO
+
+
+def topic(name: str) -> TopicRecord:
+    return TopicRecord(name, name.encode().ljust(16, b"\0")[:16])
+
+
+def one(tmp_path: Path, **kwargs: Any) -> RaftQuorum:
+    return RaftQuorum(
+        tmp_path,
+        RaftConfig(node_id=1, voters=(1,)),
+        fileio=OsFileIO(),
+        clock=SystemClock(),
+        network=NoNetwork(),
+        **kwargs,
+    )
+
+
+def run(coro: Awaitable[None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+
+
+def test_a_quorum_of_one_elects_itself_at_start_and_commits(tmp_path: Path) -> None:
+    async def main() -> None:
+        quorum = one(tmp_path)
+        quorum.load()
+        await quorum.start()
+        assert quorum.is_active_controller and quorum.leader_epoch == 1
+        image = await quorum.commit([topic("a"), topic("b")])
+        assert set(image.topics) == {"a", "b"} and quorum.image is image
+        await quorum.stop()
+
+    run(main())
+    state = json.loads((tmp_path / METADATA_DIR / "quorum-state").read_text())
+    assert state["leaderId"] == 1 and state["leaderEpoch"] == 1 and state["votedId"] == 1
+    assert state["currentVoters"] == [{"voterId": 1}] and state["data_version"] == 0
+
+
+def test_a_restart_replays_the_committed_log_in_a_new_epoch(tmp_path: Path) -> None:
+    async def first() -> None:
+        quorum = one(tmp_path)
+        quorum.load()
+        await quorum.start()
+        await quorum.commit([topic("a")])
+        await quorum.commit([ConfigRecord(2, "a", "retention.ms", "5")])
+        await quorum.stop()
+
+    async def second() -> None:
+        quorum = one(tmp_path)
+        assert quorum.load().topics == {}  # nothing is applied before it is committed again
+        await quorum.start()
+        assert quorum.leader_epoch == 2
+        assert dict(quorum.image.topics["a"].configs) == {"retention.ms": "5"}
+        await quorum.commit([topic("b")])
+        await quorum.stop()
+
+    run(first())
+    run(second())
+    log = tmp_path / METADATA_DIR / "00000000000000000000.log"
+    assert log.stat().st_size > 0
+
+
+def test_a_data_dir_of_the_single_node_quorum_loads(tmp_path: Path) -> None:
+    async def legacy() -> None:
+        old = SingleNodeQuorum(tmp_path, fileio=OsFileIO(), clock=SystemClock())
+        old.load()
+        await old.commit([topic("kept")])
+        await old.commit([topic("also")])
+        old.close()
+
+    async def raft() -> None:
+        quorum = one(tmp_path)
+        quorum.load()
+        await quorum.start()
+        assert set(quorum.image.topics) == {"kept", "also"}
+        await quorum.commit([topic("new")])
+        await quorum.stop()
+
+    run(legacy())
+    assert not (tmp_path / METADATA_DIR / "quorum-state").exists()
+    run(raft())
+
+
+def test_snapshots_are_written_named_as_kafka_and_restore_the_image(tmp_path: Path) -> None:
+    async def first() -> None:
+        quorum = one(tmp_path, snapshot_bytes=1)
+        quorum.load()
+        await quorum.start()
+        for i in range(5):
+            await quorum.commit([topic(f"t{i}")])
+            await asyncio.sleep(0)  # the snapshot is taken in a step of its own
+        await quorum.stop()
+
+    run(first())
+    directory = tmp_path / METADATA_DIR
+    snapshots = [n for n in (p.name for p in directory.iterdir()) if n.endswith(".checkpoint")]
+    assert len(snapshots) == 1  # older ones are deleted
+    snapshot_id = parse_snapshot_file_name(snapshots[0])
+    assert snapshot_id is not None and snapshot_id.offset > 1 and snapshot_id.epoch == 1
+    assert len(snapshots[0]) == len("00000000000000000000-0000000000.checkpoint")
+
+    async def second() -> None:
+        quorum = one(tmp_path)
+        image = quorum.load()
+        assert set(image.topics) <= {f"t{i}" for i in range(5)} and image.topics
+        await quorum.start()
+        assert set(quorum.image.topics) == {f"t{i}" for i in range(5)}
+        await quorum.stop()
+
+    run(second())
+
+
+# -- three quorums, one loop ------------------------------------------------------------------
+
+
+class MemoryNetwork:
+    """Requests of node `source` reach the target quorum's `handle_request` through kio: the
+    same entities the sockets carry, without the sockets. `down` nodes do not answer."""
+
+    def __init__(self, source: int, nodes: dict[int, RaftQuorum], down: set[int]) -> None:
+        self.source = source
+        self.nodes = nodes
+        self.down = down
+
+    async def send(self, node_id: int, request: Any, *, timeout_ms: int | None = None) -> Any:
+        if node_id in self.down or self.source in self.down:
+            raise ConnectionError(f"node {node_id} is down")
+        target = self.nodes[node_id]
+        message = wire.from_kio(request)
+        response = await target.handle_request(self.source, message, timeout_ms or 2000)
+        if node_id in self.down or self.source in self.down:
+            raise ConnectionError(f"node {node_id} went down")
+        return wire.to_kio(response, request.__version__)
+
+
+def three(tmp_path: Path, down: set[int]) -> dict[int, RaftQuorum]:
+    nodes: dict[int, RaftQuorum] = {}
+    for node_id in (1, 2, 3):
+        nodes[node_id] = RaftQuorum(
+            tmp_path / str(node_id),
+            RaftConfig(
+                node_id=node_id,
+                voters=(1, 2, 3),
+                election_timeout_ms=150,
+                fetch_timeout_ms=300,
+                request_timeout_ms=300,
+                fetch_max_wait_ms=50,
+            ),
+            fileio=OsFileIO(),
+            clock=SystemClock(),
+            network=MemoryNetwork(node_id, nodes, down),
+        )
+    return nodes
+
+
+async def leader_of(nodes: dict[int, RaftQuorum], down: set[int]) -> RaftQuorum:
+    for _ in range(500):
+        leaders = [q for i, q in nodes.items() if q.is_active_controller and i not in down]
+        if len(leaders) == 1:
+            return leaders[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError("no single leader")
+
+
+async def applied_everywhere(nodes: dict[int, RaftQuorum], names: set[str], skip: set[int]) -> None:
+    for _ in range(500):
+        if all(set(q.image.topics) >= names for i, q in nodes.items() if i not in skip):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError({i: set(q.image.topics) for i, q in nodes.items()})
+
+
+def test_three_quorums_elect_one_leader_replicate_and_survive_its_loss(tmp_path: Path) -> None:
+    down: set[int] = set()
+
+    async def main() -> None:
+        nodes = three(tmp_path, down)
+        for quorum in nodes.values():
+            quorum.load()
+            await quorum.start()
+        leader = await leader_of(nodes, down)
+        follower = next(q for q in nodes.values() if q is not leader)
+        with pytest.raises(NotControllerError):
+            await follower.commit([topic("refused")])
+        await leader.commit([topic("first")])
+        await applied_everywhere(nodes, {"first"}, set())
+        described = leader.describe_quorum()
+        assert len(described.current_voters) == 3
+        down.add(leader.config.node_id)
+        survivor = await leader_of(nodes, down)
+        assert survivor is not leader and survivor.leader_epoch > leader.leader_epoch
+        records: list[MetadataRecord] = [topic("second")]
+        await survivor.commit(records)
+        await applied_everywhere(nodes, {"first", "second"}, down)
+        down.clear()  # the old leader comes back and catches up
+        await applied_everywhere(nodes, {"first", "second"}, set())
+        assert "refused" not in leader.image.topics
+        for quorum in nodes.values():
+            await quorum.stop()
+
+    run(main())
