@@ -66,6 +66,23 @@ class NotControllerError(KafkaError):
     code = ErrorCode.NOT_CONTROLLER
 
 
+def parse_quorum_voters(voters: Sequence[str]) -> dict[int, tuple[str, int] | None]:
+    """`controller.quorum.voters` entries `id@host:port` -> {id: (host, port)}."""
+    parsed: dict[int, tuple[str, int] | None] = {}
+    for entry in voters:
+        entry = entry.strip()
+        if not entry:
+            continue
+        node_id, at, address = entry.partition("@")
+        host, colon, port = address.rpartition(":")
+        if not (at and colon and host and node_id.strip().isdigit() and port.isdigit()):
+            raise ValueError(f"controller.quorum.voters entry {entry!r} is not id@host:port")
+        if int(node_id) in parsed:
+            raise ValueError(f"controller.quorum.voters names node {node_id} twice")
+        parsed[int(node_id)] = (host.strip("[]"), int(port))
+    return parsed
+
+
 def image_records(image: MetadataImage) -> list[MetadataRecord]:
     """Records that rebuild `image` from an empty one (a snapshot's content)."""
     out: list[MetadataRecord] = []
@@ -219,7 +236,7 @@ class RaftQuorum:
         return self.driver.describe_quorum()
 
     async def stop(self) -> None:
-        if self.is_active_controller:
+        if self.is_active_controller and len(self.config.voters) > 1:
             self.driver.step(Resign())
             await asyncio.sleep(RESIGN_GRACE_S)
         self._fail_pending(f"node {self.config.node_id} is shutting down")

@@ -1,9 +1,13 @@
-"""A node: broker and controller in one process, a quorum of one.
+"""A node: a broker, a controller (a voter of the metadata quorum) or both in one process.
 
-Start-up: log dirs and meta.properties, load and recover the logs, replay the metadata log into
-the image, open the partitions it places here, then listen. Shutdown, in this order: stop
-accepting, close connections (in-flight requests are cancelled; nothing is acknowledged that
-was not written), flush and checkpoint every log, close files.
+The metadata quorum is a `RaftQuorum` over `__cluster_metadata-0`: of this node alone unless
+`controller.quorum.voters` names others; a node with `process.roles=broker` follows it as an
+observer. Start-up: log dirs and meta.properties, load and recover the logs, start the quorum
+(a quorum of one elects itself and commits its log before going on), open the partitions the
+image places here, then listen; committed metadata keeps flowing into the image afterwards.
+Shutdown, in this order: stop accepting, close connections (in-flight requests are cancelled;
+nothing is acknowledged that was not written), stop the quorum (a leader resigns), flush and
+checkpoint every log, close files.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntim
 from odradek.metadata.config_control import ConfigController
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
 from odradek.metadata.image import MetadataImage, TopicImage
-from odradek.metadata.quorum import SingleNodeQuorum
+from odradek.metadata.raft.core import RaftConfig
+from odradek.metadata.raft.driver import NoNetwork, RaftNetwork
+from odradek.metadata.raft_quorum import RaftQuorum, parse_quorum_voters
 from odradek.metadata.records import ConfigRecord, MetadataRecord
 from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
@@ -37,6 +43,7 @@ from odradek.storage.cleaner_thread import LogCleaner
 from odradek.storage.fileio import FileIO, OsFileIO
 from odradek.storage.log import Log
 from odradek.storage.log_manager import LogManager
+from odradek.transport.client import TransportClient
 
 if TYPE_CHECKING:
     from odradek.server.faults import FaultEngine
@@ -87,7 +94,9 @@ class Node:
             ),
             self.clock,
         )
-        self.quorum: SingleNodeQuorum | None = None
+        self.quorum: RaftQuorum | None = None
+        self._quorum_network: TransportClient | None = None
+        self._committing = False  # Node.commit makes the partitions follow its own commits
         self.group_coordinator = GroupCoordinatorRuntime(
             group_coordinator.new_coordinator(self),
             self.clock,
@@ -129,8 +138,10 @@ class Node:
         self.cluster_id = self._cluster_id()
         self.log_manager.ensure_meta_properties(self.node_id, self.cluster_id)
         self.log_manager.load()
-        self.quorum = SingleNodeQuorum(self.log_dirs[0], fileio=self.fileio, clock=self.clock)
+        self.quorum = self._new_quorum()
         self.quorum.load()
+        await self.quorum.start()
+        self.quorum.listener = self._follow_image
         self._install_dynamic_configs(self.image)
         self.replica_manager.apply_image(self.image)
         group_coordinator.load(self, self.group_coordinator.core)
@@ -149,6 +160,65 @@ class Node:
         if self.config["log.flush.scheduler.interval.ms"] < FLUSHER_NEVER_MS:
             self._flusher = loop.create_task(self._flush_periodically())
         self.log_cleaner.start()
+
+    def raft_quorum(self) -> RaftQuorum:
+        if self.quorum is None:
+            raise RuntimeError("the node has not started")
+        return self.quorum
+
+    def _new_quorum(self) -> RaftQuorum:
+        config = self.config
+        voters = parse_quorum_voters(config["controller.quorum.voters"])
+        roles = set(config["process.roles"])
+        if not voters:
+            if "controller" not in roles:
+                raise ValueError("process.roles=broker needs controller.quorum.voters")
+            voters = {self.node_id: None}
+        elif ("controller" in roles) != (self.node_id in voters):
+            raise ValueError(
+                f"node {self.node_id} with process.roles={','.join(sorted(roles))} must"
+                f" {'' if 'controller' in roles else 'not '}be in controller.quorum.voters"
+            )
+        raft_config = RaftConfig(
+            node_id=self.node_id,
+            voters=tuple(sorted(voters)),
+            cluster_id=config["cluster.id"] or None,
+            election_timeout_ms=config["controller.quorum.election.timeout.ms"],
+            fetch_timeout_ms=config["controller.quorum.fetch.timeout.ms"],
+            retry_backoff_ms=config["controller.quorum.retry.backoff.ms"],
+            request_timeout_ms=config["controller.quorum.request.timeout.ms"],
+        )
+        endpoints = {
+            node_id: endpoint
+            for node_id, endpoint in voters.items()
+            if endpoint is not None and node_id != self.node_id
+        }
+        network: RaftNetwork = NoNetwork()
+        if endpoints:
+            self._quorum_network = TransportClient(
+                endpoints,
+                client_id=f"raft-{self.node_id}",
+                request_timeout_ms=raft_config.request_timeout_ms,
+                reconnect_backoff_max_ms=config["controller.quorum.election.backoff.max.ms"],
+            )
+            network = self._quorum_network
+        return RaftQuorum(
+            self.log_dirs[0],
+            raft_config,
+            fileio=self.fileio,
+            clock=self.clock,
+            network=network,
+            snapshot_bytes=config["metadata.log.max.record.bytes.between.snapshots"],
+        )
+
+    def _follow_image(self, image: MetadataImage) -> None:
+        """Committed metadata this node did not commit itself (a follower's, an observer's,
+        or older epochs' on a new leader): make the partitions and configs follow it."""
+        if self._committing:
+            return
+        self._install_dynamic_configs(image)
+        self.replica_manager.apply_image(image)
+        self._refresh_log_configs(image)
 
     def _high_watermark(self, topic_partition: tuple[str, int], log: Log) -> int:
         """For the log cleaner (on its thread): what it may clean stays below this."""
@@ -224,12 +294,14 @@ class Node:
         # A cleaning in progress stops at its next batch (a moment's wait, not a whole
         # cleaning); its cleaned files are dropped.
         self.log_cleaner.stop()
-        self.log_manager.close()
         if self.quorum is not None:
             try:
-                self.quorum.close()
+                await self.quorum.stop()
             except StorageError:  # a failing disk: the shutdown is over anyway
                 logger.exception("closing the metadata log failed")
+        if self._quorum_network is not None:
+            await self._quorum_network.close()
+        self.log_manager.close()
 
     async def groups(self) -> GroupCoordinatorRuntime:
         """The group coordinator, once `__consumer_offsets` exists (created on first use)."""
@@ -249,7 +321,11 @@ class Node:
         assert self.quorum is not None
         if not records:
             return
-        image = await self.quorum.commit(records)
+        self._committing = True
+        try:
+            image = await self.quorum.commit(records)
+        finally:
+            self._committing = False
         configs_changed = any(isinstance(r, ConfigRecord) for r in records)
         if configs_changed:
             self._install_dynamic_configs(image)
@@ -299,7 +375,10 @@ class Node:
                     continue
                 outcomes.append(None)
             if not validate_only:
-                await self.commit(records)
+                try:
+                    await self.commit(records)
+                except KafkaError as exc:  # NOT_CONTROLLER: this node does not lead the quorum
+                    outcomes = [exc if outcome is None else outcome for outcome in outcomes]
         return outcomes
 
     async def create_topics(
@@ -331,5 +410,9 @@ class Node:
                 outcomes[topic.name] = created
                 records.extend(topic_records)
             if not validate_only:
-                await self.commit(records)
+                try:
+                    await self.commit(records)
+                except KafkaError as exc:  # NOT_CONTROLLER: this node does not lead the quorum
+                    for name in pending:
+                        outcomes[name] = exc
         return outcomes
