@@ -167,6 +167,7 @@ class RaftQuorum:
             on_commit=self._on_commit,
             on_snapshot=self._on_snapshot,
             on_state=self._on_state,
+            on_flush_error=self._on_flush_error,
         )
 
     # -- the MetadataQuorum surface --------------------------------------------------------------
@@ -297,6 +298,14 @@ class RaftQuorum:
             state.state != StateName.LEADER or state.epoch != previous.epoch
         ):
             self._fail_pending(f"node {self.config.node_id} lost the leadership")
+
+    def _on_flush_error(self, error: Exception) -> None:
+        # The records of pending commits may never become durable here: their callers hear
+        # of the failure (a StorageError is KAFKA_STORAGE_ERROR), as with the single-node log.
+        pending, self._pending = self._pending, {}
+        for _, future in pending.values():
+            if not future.done():
+                future.set_exception(error)
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}

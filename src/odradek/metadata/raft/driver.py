@@ -114,6 +114,17 @@ def read_log_batches(log: Log, start: int) -> list[Batch]:
     return out
 
 
+def _superseded(commands: list[Command], index: int) -> bool:
+    """A quorum-state write that the next one replaces before anything relies on it (a
+    single voter votes for itself and leads in one step): only the last is written."""
+    for later in commands[index + 1 :]:
+        if isinstance(later, PersistQuorumState):
+            return True
+        if not isinstance(later, StateChanged):
+            return False
+    return False
+
+
 def _shifted(timestamp_ms: int, shift_ms: int) -> int:
     return timestamp_ms + shift_ms if timestamp_ms >= 0 else -1
 
@@ -132,6 +143,7 @@ class RaftDriver:
         on_commit: Callable[[ApplyCommitted], None],
         on_snapshot: Callable[[Snapshot], None],
         on_state: Callable[[StateChanged], None] | None = None,
+        on_flush_error: Callable[[Exception], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -142,6 +154,7 @@ class RaftDriver:
         self._on_commit = on_commit
         self._on_snapshot = on_snapshot
         self._on_state = on_state
+        self._on_flush_error = on_flush_error
         self._rng = rng or random.Random()
         self._prefix = f"[RaftDriver node={config.node_id}]"
         self.log: Log | None = None
@@ -280,7 +293,7 @@ class RaftDriver:
     def _execute(self, commands: list[Command]) -> None:
         log = self.log
         assert log is not None
-        for command in commands:
+        for index, command in enumerate(commands):
             if isinstance(command, Send):
                 self._send(command)
             elif isinstance(command, AppendToLog):
@@ -291,6 +304,8 @@ class RaftDriver:
                 log.truncate_to(command.end_offset)
                 log.flush()
             elif isinstance(command, PersistQuorumState):
+                if _superseded(commands, index):
+                    continue
                 state = QuorumStateFile(
                     command.leader_epoch, command.leader_id, command.voted_id, command.voters
                 )
@@ -338,7 +353,13 @@ class RaftDriver:
     async def _flush(self, end_offset: int) -> None:
         log = self.log
         assert log is not None
-        await asyncio.get_running_loop().run_in_executor(None, log.flush)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, log.flush)
+        except Exception as exc:  # StorageError: the log dir failed; nothing more is durable
+            logger.exception("%s fsync of the metadata log failed", self._prefix)
+            if self._on_flush_error is not None:
+                self._on_flush_error(exc)
+            return
         self.step(LogFlushed(end_offset))
 
     def _send(self, command: Send) -> None:
