@@ -157,8 +157,9 @@ class MemoryNetwork:
 
 
 def three(tmp_path: Path, down: set[int]) -> dict[int, RaftQuorum]:
+    """Voters 1, 2 and 3, and node 4, an observer (process.roles=broker)."""
     nodes: dict[int, RaftQuorum] = {}
-    for node_id in (1, 2, 3):
+    for node_id in (1, 2, 3, 4):
         nodes[node_id] = RaftQuorum(
             tmp_path / str(node_id),
             RaftConfig(
@@ -202,13 +203,17 @@ def test_three_quorums_elect_one_leader_replicate_and_survive_its_loss(tmp_path:
             quorum.load()
             await quorum.start()
         leader = await leader_of(nodes, down)
+        assert not nodes[4].is_active_controller
         follower = next(q for q in nodes.values() if q is not leader)
         with pytest.raises(NotControllerError):
             await follower.commit([topic("refused")])
+        with pytest.raises(NotControllerError):
+            await nodes[4].commit([topic("refused")])
         await leader.commit([topic("first")])
         await applied_everywhere(nodes, {"first"}, set())
         described = leader.describe_quorum()
-        assert len(described.current_voters) == 3
+        assert {v.replica_id for v in described.current_voters} == {1, 2, 3}
+        assert [o.replica_id for o in described.observers] == [4]
         down.add(leader.config.node_id)
         survivor = await leader_of(nodes, down)
         assert survivor is not leader and survivor.leader_epoch > leader.leader_epoch
