@@ -156,7 +156,7 @@ class MemoryNetwork:
         return wire.to_kio(response, request.__version__)
 
 
-def three(tmp_path: Path, down: set[int]) -> dict[int, RaftQuorum]:
+def three(tmp_path: Path, down: set[int], snapshot_bytes: int = 1 << 20) -> dict[int, RaftQuorum]:
     """Voters 1, 2 and 3, and node 4, an observer (process.roles=broker)."""
     nodes: dict[int, RaftQuorum] = {}
     for node_id in (1, 2, 3, 4):
@@ -173,6 +173,7 @@ def three(tmp_path: Path, down: set[int]) -> dict[int, RaftQuorum]:
             fileio=OsFileIO(),
             clock=SystemClock(),
             network=MemoryNetwork(node_id, nodes, down),
+            snapshot_bytes=snapshot_bytes,
         )
     return nodes
 
@@ -224,6 +225,43 @@ def test_three_quorums_elect_one_leader_replicate_and_survive_its_loss(tmp_path:
         await applied_everywhere(nodes, {"first", "second"}, set())
         assert "refused" not in leader.image.topics
         for quorum in nodes.values():
+            await quorum.stop()
+
+    run(main())
+
+
+def test_a_voter_that_fell_behind_the_leader_s_snapshot_fetches_it(tmp_path: Path) -> None:
+    down: set[int] = set()
+
+    async def main() -> None:
+        nodes = three(tmp_path, down, snapshot_bytes=1)
+        for quorum in nodes.values():
+            quorum.load()
+            await quorum.start()
+        leader = await leader_of(nodes, down)
+        behind = next(i for i in (1, 2, 3) if i != leader.config.node_id)
+        down.add(behind)
+        names = {f"s{i}" for i in range(6)}
+        for name in sorted(names):
+            await leader.commit([topic(name)])
+            await asyncio.sleep(0)  # each commit is followed by a snapshot
+        behind_core, leader_core = nodes[behind].driver.core, leader.driver.core
+        assert behind_core is not None and leader_core is not None
+        # What it lacks is gone from the leader's log: only the snapshot can bring it.
+        assert leader_core.log.log_start_offset > behind_core.log.end_offset
+        down.clear()
+        await applied_everywhere(nodes, names, set())
+        assert behind_core.log.snapshot is not None
+        for quorum in nodes.values():
+            await quorum.stop()
+
+        again = three(tmp_path, down)  # restarted from their snapshots and logs
+        for quorum in again.values():
+            quorum.load()
+            await quorum.start()
+        await leader_of(again, down)
+        await applied_everywhere(again, names, set())
+        for quorum in again.values():
             await quorum.stop()
 
     run(main())
