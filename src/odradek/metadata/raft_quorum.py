@@ -150,7 +150,10 @@ class RaftQuorum:
         self.config = config
         self.image = MetadataImage()
         self.lock = asyncio.Lock()  # serializes validate-then-commit of admin requests
-        self.listener: Callable[[MetadataImage], None] | None = None
+        # Called in the step that applied records (None: a snapshot) to the image.
+        self.listener: Callable[[MetadataImage, Sequence[MetadataRecord] | None], None] | None = (
+            None
+        )
         self._snapshot_bytes = snapshot_bytes
         self._bytes_since_snapshot = 0
         self._applied_offset = 0
@@ -265,8 +268,8 @@ class RaftQuorum:
                 future.set_result(None)
         if self._ready is not None and self._applied_offset >= self._ready_offset:
             self._ready.set()
-        if applied and self.listener is not None:
-            self.listener(self.image)
+        if applied:
+            self._notify_listener(applied)
         if self._bytes_since_snapshot >= self._snapshot_bytes:
             self._bytes_since_snapshot = 0
             payload = encode_snapshot(self.image)
@@ -289,8 +292,15 @@ class RaftQuorum:
         self._bytes_since_snapshot = 0
         if self._ready is not None and self._applied_offset >= self._ready_offset:
             self._ready.set()
-        if self.listener is not None:
-            self.listener(self.image)
+        self._notify_listener(None)
+
+    def _notify_listener(self, records: Sequence[MetadataRecord] | None) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(self.image, records)
+        except Exception:  # the image is committed either way; the node logs what failed
+            logger.exception("following metadata image %d failed", self.image.epoch)
 
     def _on_state(self, state: StateChanged) -> None:
         previous, self._state = self._state, state

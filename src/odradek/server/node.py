@@ -96,7 +96,7 @@ class Node:
         )
         self.quorum: RaftQuorum | None = None
         self._quorum_network: TransportClient | None = None
-        self._committing = False  # Node.commit makes the partitions follow its own commits
+        self._followed_image: MetadataImage | None = None  # the last image applied below
         self.group_coordinator = GroupCoordinatorRuntime(
             group_coordinator.new_coordinator(self),
             self.clock,
@@ -211,14 +211,17 @@ class Node:
             snapshot_bytes=config["metadata.log.max.record.bytes.between.snapshots"],
         )
 
-    def _follow_image(self, image: MetadataImage) -> None:
-        """Committed metadata this node did not commit itself (a follower's, an observer's,
-        or older epochs' on a new leader): make the partitions and configs follow it."""
-        if self._committing:
-            return
-        self._install_dynamic_configs(image)
+    def _follow_image(self, image: MetadataImage, records: Sequence[MetadataRecord] | None) -> None:
+        """Make the partitions and configs follow a newly committed image, in the same step
+        that made it visible: no request may see a topic in `image` that its partitions do
+        not serve yet. `records` are the ones just applied (None: a whole snapshot)."""
+        configs_changed = records is None or any(isinstance(r, ConfigRecord) for r in records)
+        if configs_changed:
+            self._install_dynamic_configs(image)
         self.replica_manager.apply_image(image)
-        self._refresh_log_configs(image)
+        if configs_changed:
+            self._refresh_log_configs(image)
+        self._followed_image = image
 
     def _high_watermark(self, topic_partition: tuple[str, int], log: Log) -> int:
         """For the log cleaner (on its thread): what it may clean stays below this."""
@@ -317,15 +320,14 @@ class Node:
     # --- metadata changes ----------------------------------------------------------------------
 
     async def commit(self, records: list[MetadataRecord]) -> None:
-        """Commit records to the metadata log, then make the partitions follow the new image."""
+        """Commit records to the metadata log; the partitions follow the new image (as soon as
+        it is applied, or here when that failed: the error reaches the caller)."""
         assert self.quorum is not None
         if not records:
             return
-        self._committing = True
-        try:
-            image = await self.quorum.commit(records)
-        finally:
-            self._committing = False
+        image = await self.quorum.commit(records)
+        if image is self._followed_image:
+            return
         configs_changed = any(isinstance(r, ConfigRecord) for r in records)
         if configs_changed:
             self._install_dynamic_configs(image)

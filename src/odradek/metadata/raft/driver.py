@@ -5,7 +5,7 @@ It carries out the core's commands as `docs/reference/raft.md` ("Runtime contrac
 - `AppendToLog`: the batch goes into the `__cluster_metadata-0` `storage.Log` as a v2 batch
   carrying its own offset and epoch (`append_as_follower`, for the leader's batches too);
 - `TruncateLog`: truncate and fsync before the next command;
-- `FlushLog`: fsync on an executor thread, then step `LogFlushed` with the same offset;
+- `FlushLog`: fsync on the driver's own thread, then step `LogFlushed` with the same offset;
 - `PersistQuorumState`: the `quorum-state` JSON, atomic and fsync'd, before the next command;
 - `WriteSnapshot` / `LoadSnapshot`: `<offset>-<epoch>.checkpoint` files (files.py); a loaded
   snapshot empties the log and reloads the state machine;
@@ -33,6 +33,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -165,6 +166,8 @@ class RaftDriver:
         self._timer: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._closed = False
+        # fsyncs run here, off the loop; its own thread, so that close() can wait for it
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -353,8 +356,10 @@ class RaftDriver:
     async def _flush(self, end_offset: int) -> None:
         log = self.log
         assert log is not None
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="raft-fsync")
         try:
-            await asyncio.get_running_loop().run_in_executor(None, log.flush)
+            await asyncio.get_running_loop().run_in_executor(self._executor, log.flush)
         except Exception as exc:  # StorageError: the log dir failed; nothing more is durable
             logger.exception("%s fsync of the metadata log failed", self._prefix)
             if self._on_flush_error is not None:
@@ -401,5 +406,7 @@ class RaftDriver:
         for future in self._inbound.values():
             if not future.done():
                 future.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)  # an fsync under way finishes first
         if self.log is not None:
             self.log.close()
