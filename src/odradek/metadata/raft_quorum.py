@@ -1,6 +1,6 @@
 """`RaftQuorum`: the cluster metadata log replicated by the KRaft-style quorum.
 
-It has `SingleNodeQuorum`'s surface (`load`, `start`, `commit`, `image`, `lock`, `stop`) over a
+It is the node's metadata quorum (`load`, `start`, `commit`, `image`, `lock`, `stop`) over a
 `RaftDriver`:
 
 - `commit(records)` appends one batch on the active controller (the Raft leader) and resolves

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 from odradek.common.clock import SystemClock
-from odradek.metadata.quorum import SingleNodeQuorum
 from odradek.metadata.raft import wire
 from odradek.metadata.raft.core import RaftConfig
 from odradek.metadata.raft.driver import NoNetwork
 from odradek.metadata.raft.files import parse_snapshot_file_name
 from odradek.metadata.raft_quorum import METADATA_DIR, NotControllerError, RaftQuorum
-from odradek.metadata.records import ConfigRecord, MetadataRecord, TopicRecord
+from odradek.metadata.records import ConfigRecord, MetadataRecord, TopicRecord, encode
+from odradek.protocol.records import encode_batch
 from odradek.storage.fileio import OsFileIO
+from odradek.storage.log import Log, LogConfig
 
 
 def topic(name: str) -> TopicRecord:
@@ -84,12 +85,15 @@ def test_a_restart_replays_the_committed_log_in_a_new_epoch(tmp_path: Path) -> N
 
 
 def test_a_data_dir_of_the_single_node_quorum_loads(tmp_path: Path) -> None:
-    async def legacy() -> None:
-        old = SingleNodeQuorum(tmp_path, fileio=OsFileIO(), clock=SystemClock())
-        old.load()
-        await old.commit([topic("kept")])
-        await old.commit([topic("also")])
-        old.close()
+    def legacy() -> None:
+        """What the single-node quorum wrote before the Raft one: one plain v2 batch per
+        commit at leader epoch 0, no LeaderChange, no quorum-state."""
+        clock = SystemClock()
+        log = Log.open(tmp_path / METADATA_DIR, LogConfig(), fileio=OsFileIO(), clock=clock)
+        for name in ("kept", "also"):
+            batch = encode_batch([(None, encode(topic(name)), [])], timestamp_ms=clock.wall_ms())
+            log.append_as_leader(bytearray(batch), leader_epoch=0)
+        log.close()
 
     async def raft() -> None:
         quorum = one(tmp_path)
@@ -99,7 +103,7 @@ def test_a_data_dir_of_the_single_node_quorum_loads(tmp_path: Path) -> None:
         await quorum.commit([topic("new")])
         await quorum.stop()
 
-    run(legacy())
+    legacy()
     assert not (tmp_path / METADATA_DIR / "quorum-state").exists()
     run(raft())
 
