@@ -3,7 +3,8 @@
 Configuration, lowest precedence first: Kafka's defaults, `--config server.properties`,
 `ODRADEK_*` environment variables, `--override key=value`, then `--port` / `--data-dir` /
 `--node-id` / `--process-roles` / `--controller-quorum-voters`. With voters named, nodes form a
-replicated metadata quorum (KRaft): controllers vote, `--process-roles broker` nodes observe.
+replicated metadata quorum (KRaft): controllers vote, `--process-roles broker` nodes observe;
+without, the node keeps its metadata log alone.
 SIGINT and SIGTERM shut down gracefully.
 
 `--control-port` also opens the test control endpoint (HTTP+JSON, `server/control.py`): request
@@ -71,7 +72,7 @@ def add_parser(subcommands: Any) -> None:
     parser.add_argument(
         "--controller-quorum-voters",
         metavar="ID@HOST:PORT,...",
-        help="the metadata quorum's voters (controller.quorum.voters; default: this node alone)",
+        help="the metadata quorum's voters (controller.quorum.voters; default: none)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument(

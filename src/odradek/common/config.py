@@ -136,7 +136,7 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         "controller.quorum.voters",
         _T.LIST,
         [],
-        "The metadata quorum's voters as `id@host:port,...`; empty: a quorum of this node alone.",
+        "The metadata quorum's voters as `id@host:port,...`; empty: this node alone, no quorum.",
     ),
     ConfigDef(
         "controller.quorum.election.timeout.ms",

@@ -66,23 +66,6 @@ class NotControllerError(KafkaError):
     code = ErrorCode.NOT_CONTROLLER
 
 
-def parse_quorum_voters(voters: Sequence[str]) -> dict[int, tuple[str, int] | None]:
-    """`controller.quorum.voters` entries `id@host:port` -> {id: (host, port)}."""
-    parsed: dict[int, tuple[str, int] | None] = {}
-    for entry in voters:
-        entry = entry.strip()
-        if not entry:
-            continue
-        node_id, at, address = entry.partition("@")
-        host, colon, port = address.rpartition(":")
-        if not (at and colon and host and node_id.strip().isdigit() and port.isdigit()):
-            raise ValueError(f"controller.quorum.voters entry {entry!r} is not id@host:port")
-        if int(node_id) in parsed:
-            raise ValueError(f"controller.quorum.voters names node {node_id} twice")
-        parsed[int(node_id)] = (host.strip("[]"), int(port))
-    return parsed
-
-
 def image_records(image: MetadataImage) -> list[MetadataRecord]:
     """Records that rebuild `image` from an empty one (a snapshot's content)."""
     out: list[MetadataRecord] = []
@@ -186,6 +169,11 @@ class RaftQuorum:
     @property
     def leader_epoch(self) -> int:
         return self._state.epoch
+
+    @property
+    def high_watermark(self) -> int:
+        core = self.driver.core
+        return core.high_watermark if core is not None else 0
 
     def load(self) -> MetadataImage:
         snapshot = self.driver.open()

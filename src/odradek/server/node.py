@@ -1,10 +1,11 @@
 """A node: a broker, a controller (a voter of the metadata quorum) or both in one process.
 
-The metadata quorum is a `RaftQuorum` over `__cluster_metadata-0`: of this node alone unless
-`controller.quorum.voters` names others; a node with `process.roles=broker` follows it as an
-observer. Start-up: log dirs and meta.properties, load and recover the logs, start the quorum
-(a quorum of one elects itself and commits its log before going on), open the partitions the
-image places here, then listen; committed metadata keeps flowing into the image afterwards.
+The metadata log `__cluster_metadata-0` is a `RaftQuorum` of the nodes that
+`controller.quorum.voters` names (a node with `process.roles=broker` follows it as an observer);
+a node that names none keeps it alone, as a `SingleNodeQuorum`. Start-up: log dirs and
+meta.properties, load and recover the logs, start the quorum (a single voter elects itself and
+commits its log before going on), open the partitions the image places here, then listen;
+committed metadata keeps flowing into the image afterwards.
 Shutdown, in this order: stop accepting, close connections (in-flight requests are cancelled;
 nothing is acknowledged that was not written), stop the quorum (a leader resigns), flush and
 checkpoint every log, close files.
@@ -27,9 +28,7 @@ from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntim
 from odradek.metadata.config_control import ConfigController
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
 from odradek.metadata.image import MetadataImage, TopicImage
-from odradek.metadata.raft.core import RaftConfig
-from odradek.metadata.raft.driver import NoNetwork, RaftNetwork
-from odradek.metadata.raft_quorum import RaftQuorum, parse_quorum_voters
+from odradek.metadata.quorum import SingleNodeQuorum, parse_quorum_voters
 from odradek.metadata.records import ConfigRecord, MetadataRecord
 from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
@@ -43,10 +42,11 @@ from odradek.storage.cleaner_thread import LogCleaner
 from odradek.storage.fileio import FileIO, OsFileIO
 from odradek.storage.log import Log
 from odradek.storage.log_manager import LogManager
-from odradek.transport.client import TransportClient
 
 if TYPE_CHECKING:
+    from odradek.metadata.raft_quorum import RaftQuorum
     from odradek.server.faults import FaultEngine
+    from odradek.transport.client import TransportClient
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Node:
             ),
             self.clock,
         )
-        self.quorum: RaftQuorum | None = None
+        self.quorum: SingleNodeQuorum | RaftQuorum | None = None
         self._quorum_network: TransportClient | None = None
         self._followed_image: MetadataImage | None = None  # the last image applied below
         self.group_coordinator = GroupCoordinatorRuntime(
@@ -161,20 +161,36 @@ class Node:
             self._flusher = loop.create_task(self._flush_periodically())
         self.log_cleaner.start()
 
-    def raft_quorum(self) -> RaftQuorum:
-        if self.quorum is None:
-            raise RuntimeError("the node has not started")
+    def raft_quorum(self) -> RaftQuorum | None:
+        """The Raft quorum, when this node runs one (it names `controller.quorum.voters`)."""
+        if self.quorum is None or isinstance(self.quorum, SingleNodeQuorum):
+            return None
         return self.quorum
 
-    def _new_quorum(self) -> RaftQuorum:
+    def metadata_end_offset(self) -> int:
+        """The end of the metadata log (of the committed part, for a Raft quorum)."""
+        if isinstance(self.quorum, SingleNodeQuorum):
+            return self.quorum.end_offset
+        quorum = self.raft_quorum()
+        return quorum.high_watermark if quorum is not None else 0
+
+    def _new_quorum(self) -> SingleNodeQuorum | RaftQuorum:
         config = self.config
         voters = parse_quorum_voters(config["controller.quorum.voters"])
         roles = set(config["process.roles"])
         if not voters:
             if "controller" not in roles:
                 raise ValueError("process.roles=broker needs controller.quorum.voters")
-            voters = {self.node_id: None}
-        elif ("controller" in roles) != (self.node_id in voters):
+            # No quorum named: the metadata log of a node alone, without the Raft machinery
+            # on the cold-start path (its imports, LeaderChange and quorum-state writes).
+            return SingleNodeQuorum(self.log_dirs[0], fileio=self.fileio, clock=self.clock)
+        # Imported here: a node that names no voters never loads the quorum.
+        from odradek.metadata.raft.core import RaftConfig
+        from odradek.metadata.raft.driver import NoNetwork, RaftNetwork
+        from odradek.metadata.raft_quorum import RaftQuorum
+        from odradek.transport.client import TransportClient
+
+        if ("controller" in roles) != (self.node_id in voters):
             raise ValueError(
                 f"node {self.node_id} with process.roles={','.join(sorted(roles))} must"
                 f" {'' if 'controller' in roles else 'not '}be in controller.quorum.voters"

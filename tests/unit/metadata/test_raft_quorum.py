@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from odradek.common.clock import SystemClock
+from odradek.metadata.quorum import SingleNodeQuorum
 from odradek.metadata.raft import wire
 from odradek.metadata.raft.core import RaftConfig
 from odradek.metadata.raft.driver import NoNetwork
@@ -267,5 +268,34 @@ def test_a_voter_that_fell_behind_the_leader_s_snapshot_fetches_it(tmp_path: Pat
         await applied_everywhere(again, names, set())
         for quorum in again.values():
             await quorum.stop()
+
+    run(main())
+
+
+def test_the_single_node_quorum_and_the_raft_one_read_each_other_s_data_dir(
+    tmp_path: Path,
+) -> None:
+    async def raft(name: str) -> set[str]:
+        quorum = one(tmp_path)
+        quorum.load()
+        await quorum.start()
+        await quorum.commit([topic(name)])
+        names = set(quorum.image.topics)
+        await quorum.stop()
+        return names
+
+    async def single(name: str) -> set[str]:
+        quorum = SingleNodeQuorum(tmp_path, fileio=OsFileIO(), clock=SystemClock())
+        before = set(quorum.load().topics)
+        await quorum.start()
+        await quorum.commit([topic(name)])
+        await quorum.stop()
+        return before
+
+    async def main() -> None:
+        assert await raft("r1") == {"r1"}
+        assert await single("s1") == {"r1"}  # its LeaderChange batch is skipped
+        # s1 went in at the log's epoch (1), not 0: the epochs Raft reads back never decrease.
+        assert await raft("r2") == {"r1", "s1", "r2"}
 
     run(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from odradek.metadata.raft.messages import EndQuorumEpochRequest
 from odradek.protocol.api_keys import ApiKey
 from odradek.server.context import RequestContext
 from odradek.server.handlers import quorum_support
@@ -19,7 +18,4 @@ from odradek.server.registry import handler
 
 @handler(ApiKey.END_QUORUM_EPOCH, versions=(0, 1))
 async def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
-    message = quorum_support.decode(request, EndQuorumEpochRequest)
-    if message is None:
-        return quorum_support.invalid_request(ctx)
-    return await quorum_support.answer(ctx, message, message.leader_id)
+    return await quorum_support.serve(ctx, request, "EndQuorumEpochRequest", "leader_id")

@@ -166,7 +166,7 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         from odradek.server.handlers.fetch_legacy import handle_legacy_fetch
 
         return await handle_legacy_fetch(ctx)
-    if version >= 12 and quorum_support.is_quorum_fetch(request):
+    if version >= 12 and quorum_support.is_quorum_fetch(ctx, request):
         return await quorum_support.answer_fetch(ctx, request)  # KRaft's own replication
     node = ctx.node
     now_ms = node.clock.monotonic_ms()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from odradek.metadata.raft.messages import FetchSnapshotRequest
 from odradek.protocol.api_keys import ApiKey
 from odradek.server.context import RequestContext
 from odradek.server.handlers import quorum_support
@@ -20,7 +19,4 @@ from odradek.server.registry import handler
 
 @handler(ApiKey.FETCH_SNAPSHOT, versions=(0, 1))
 async def handle_fetch_snapshot(ctx: RequestContext, request: Any) -> Any:
-    message = quorum_support.decode(request, FetchSnapshotRequest)
-    if message is None:
-        return quorum_support.invalid_request(ctx)
-    return await quorum_support.answer(ctx, message, message.replica_id)
+    return await quorum_support.serve(ctx, request, "FetchSnapshotRequest", "replica_id")
