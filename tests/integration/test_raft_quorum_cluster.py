@@ -1,6 +1,9 @@
 """Three `odradek serve` processes forming a KRaft metadata quorum over real sockets and files.
 
-Each node has its own port and data dir and names all three in `--controller-quorum-voters`.
+Each node has its own port and data dir and names all three in `--controller-quorum-voters`;
+a fourth node with `process.roles=broker` follows the quorum as an observer. Every node writes a
+snapshot after each commit (`metadata.log.max.record.bytes.between.snapshots=1`) and the leader
+deletes the log before it, so a node that was away catches up through FetchSnapshot.
 What a user would check: DescribeQuorum (a raw kio request) shows one leader and every voter
 caught up; a CreateTopics sent to the leader shows in every node's Metadata; after SIGKILL of
 the leader a new one is elected and takes more topics; the old leader restarts and catches up
@@ -40,7 +43,9 @@ QUORUM_OVERRIDES = {
     "controller.quorum.election.timeout.ms": 500,
     "controller.quorum.fetch.timeout.ms": 1000,
     "auto.create.topics.enable": "false",
+    "metadata.log.max.record.bytes.between.snapshots": 1,
 }
+OBSERVER = 4
 
 
 def describe_quorum(port: int) -> DescribeQuorumResponse | None:
@@ -84,13 +89,22 @@ class Cluster:
             )
             for node_id, port in ports.items()
         }
+        self.nodes[OBSERVER] = make(
+            {
+                **QUORUM_OVERRIDES,
+                "node.id": OBSERVER,
+                "process.roles": "broker",
+                "controller.quorum.voters": voters,
+            }
+        )
 
     def running(self) -> dict[int, Any]:
         return {i: b for i, b in self.nodes.items() if b.running}
 
     def leader(self, *, newer_than: int = -1) -> tuple[int, DescribeQuorumResponse]:
         """The one node that answers DescribeQuorum as leader, in an epoch above
-        `newer_than`, with every running voter caught up to its high watermark."""
+        `newer_than`, with every running voter and observer caught up to its high watermark
+        and every other running node naming it."""
         deadline = time.monotonic() + TIMEOUT_S
         last: Any = None
         while time.monotonic() < deadline:
@@ -100,7 +114,7 @@ class Cluster:
                 ((leader_id, described),) = leaders.items()
                 caught_up = {
                     v.replica_id
-                    for v in described.current_voters
+                    for v in described.current_voters + described.observers
                     if v.log_end_offset >= described.high_watermark > 0
                 }
                 others_agree = all(

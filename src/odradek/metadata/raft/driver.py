@@ -326,6 +326,9 @@ class RaftDriver:
                 log.truncate_to(log.log_start_offset)  # empty: appends resume at its end
                 log.flush()
                 files.delete_snapshots_before(self._fileio, self.directory, command.snapshot_id)
+                logger.info(
+                    "%s loaded snapshot %s from the leader", self._prefix, command.snapshot_id
+                )
                 self._on_snapshot(Snapshot(command.snapshot_id, command.payload))
             elif isinstance(command, DeleteLogBefore):
                 if command.log_start_offset <= log.log_end_offset:
