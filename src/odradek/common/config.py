@@ -157,7 +157,8 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         "controller.quorum.election.backoff.max.ms",
         _T.INT,
         1000,
-        "The longest backoff before a candidate that lost an election tries again.",
+        "Kafka's cap on the backoff before a candidate that lost an election tries again;"
+        " accepted, but a losing candidate here waits out its randomized election timeout.",
         minimum=0,
     ),
     ConfigDef(

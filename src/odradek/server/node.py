@@ -215,7 +215,6 @@ class Node:
                 endpoints,
                 client_id=f"raft-{self.node_id}",
                 request_timeout_ms=raft_config.request_timeout_ms,
-                reconnect_backoff_max_ms=config["controller.quorum.election.backoff.max.ms"],
             )
             network = self._quorum_network
         return RaftQuorum(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from odradek.common.clock import SystemClock
-from odradek.metadata.quorum import SingleNodeQuorum
+from odradek.metadata.quorum import SingleNodeQuorum, parse_quorum_voters
 from odradek.metadata.raft import wire
 from odradek.metadata.raft.core import RaftConfig
 from odradek.metadata.raft.driver import NoNetwork
@@ -299,3 +299,12 @@ def test_the_single_node_quorum_and_the_raft_one_read_each_other_s_data_dir(
         assert await raft("r2") == {"r1", "s1", "r2"}
 
     run(main())
+
+
+def test_controller_quorum_voters_are_parsed_as_kafka_writes_them() -> None:
+    voters = parse_quorum_voters(["1@127.0.0.1:9093", " 2@[::1]:9094", "3@broker-3:9095", ""])
+    assert voters == {1: ("127.0.0.1", 9093), 2: ("::1", 9094), 3: ("broker-3", 9095)}
+    assert parse_quorum_voters([]) == {}
+    for bad in (["1@host"], ["host:9093"], ["x@host:9093"], ["1@:9093"], ["1@h:1", "1@h:2"]):
+        with pytest.raises(ValueError):
+            parse_quorum_voters(bad)
