@@ -7,8 +7,9 @@ deletes the log before it, so a node that was away catches up through FetchSnaps
 What a user would check: DescribeQuorum (a raw kio request) shows one leader and every voter
 caught up; a CreateTopics sent to the leader shows in every node's Metadata; after SIGKILL of
 the leader a new one is elected and takes more topics; the old leader restarts and catches up
-with nothing committed lost; killing one of three voters loses nothing. Negative control: with
-two of three voters down the leader cannot commit, so CreateTopics fails.
+with nothing committed lost; killing one of three voters, or all of them at once, loses
+nothing. Negative control: with two of three voters down the leader cannot commit, so
+CreateTopics fails.
 """
 
 from __future__ import annotations
@@ -192,6 +193,14 @@ def test_three_voters_replicate_metadata_and_survive_the_leader_s_death(cluster:
     current_id, _ = cluster.leader()
     create_topics(cluster.nodes[current_id], "returns")
     follower.restart()
+    cluster.wait_topics(first | second | {"returns"})
+
+    # Every node SIGKILLed at once: what was committed was fsync'd by a majority first.
+    for node in cluster.nodes.values():
+        node.kill()
+    for node in cluster.nodes.values():
+        node.restart()
+    cluster.leader()
     cluster.wait_topics(first | second | {"returns"})
 
 
