@@ -201,6 +201,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         funcargs = getattr(item, "funcargs", {})
         brokers = [v for v in funcargs.values() if isinstance(v, Broker)]
         brokers += getattr(funcargs.get("broker_factory"), "started", [])
+        brokers += getattr(funcargs.get("unstarted_broker"), "started", [])
         for b in dict.fromkeys(brokers):
             report.sections.append((f"broker {b.bootstrap} output", b.log()))
     return report
@@ -251,3 +252,23 @@ def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerF
 def fresh_broker(broker_factory: BrokerFactory) -> Broker:
     """A broker of this test's own, free to be stopped, killed and restarted."""
     return broker_factory()
+
+
+@pytest.fixture
+def unstarted_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Broker]]:
+    """`unstarted_broker(overrides={...}, port=...)`: a broker on a port chosen now but started
+    by the test (the nodes of a cluster must all know each other's ports before any starts).
+    All are closed at teardown."""
+    made: list[Broker] = []
+
+    def make(overrides: Mapping[str, object] | None = None, port: int | None = None) -> Broker:
+        broker = Broker(tmp_path_factory.mktemp("node") / "data", overrides=overrides, port=port)
+        made.append(broker)
+        return broker
+
+    make.started = made  # type: ignore[attr-defined]  # read by pytest_runtest_makereport
+    try:
+        yield make
+    finally:
+        for b in made:
+            b.close()

@@ -1,7 +1,10 @@
 """`odradek serve`: run a single-node cluster (broker and controller in one process).
 
 Configuration, lowest precedence first: Kafka's defaults, `--config server.properties`,
-`ODRADEK_*` environment variables, `--override key=value`, then `--port` / `--data-dir`.
+`ODRADEK_*` environment variables, `--override key=value`, then `--port` / `--data-dir` /
+`--node-id` / `--process-roles` / `--controller-quorum-voters`. With voters named, nodes form a
+replicated metadata quorum (KRaft): controllers vote, `--process-roles broker` nodes observe;
+without, the node keeps its metadata log alone.
 SIGINT and SIGTERM shut down gracefully.
 
 `--control-port` also opens the test control endpoint (HTTP+JSON, `server/control.py`): request
@@ -37,13 +40,15 @@ EXAMPLES = """examples:
   odradek serve --config server.properties --override num.partitions=3
   ODRADEK_AUTO_CREATE_TOPICS_ENABLE=false odradek serve
   odradek serve --port 0 --control-port 0           # for tests: faults and a virtual clock
+  odradek serve --node-id 2 --port 9094 --data-dir /tmp/n2 \
+      --controller-quorum-voters 1@127.0.0.1:9092,2@127.0.0.1:9094,3@127.0.0.1:9096
 """
 
 
 def add_parser(subcommands: Any) -> None:
     parser = subcommands.add_parser(
         "serve",
-        help="run a broker (single-node cluster)",
+        help="run a node (broker, controller or both)",
         description=__doc__,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,6 +63,16 @@ def add_parser(subcommands: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="set a broker property (repeatable)",
+    )
+    parser.add_argument("--node-id", type=int, help="this node's id (node.id, default 1)")
+    parser.add_argument(
+        "--process-roles",
+        help="broker, controller or broker,controller (process.roles, the default)",
+    )
+    parser.add_argument(
+        "--controller-quorum-voters",
+        metavar="ID@HOST:PORT,...",
+        help="the metadata quorum's voters (controller.quorum.voters; default: none)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument(
@@ -83,6 +98,14 @@ def build_config(args: argparse.Namespace, environ: dict[str, str]) -> BrokerCon
         values["listeners"] = f"{scheme}://{host}:{port}"
     if args.data_dir is not None:
         values["log.dirs"] = str(args.data_dir)
+    for option, key in (
+        ("node_id", "node.id"),
+        ("process_roles", "process.roles"),
+        ("controller_quorum_voters", "controller.quorum.voters"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            values[key] = str(value)
     return BrokerConfig(values)
 
 

@@ -167,6 +167,56 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         choices=("broker", "controller"),
     ),
     ConfigDef("cluster.id", _T.STRING, None, "Cluster id; generated and stored on first start."),
+    ConfigDef(
+        "controller.quorum.voters",
+        _T.LIST,
+        [],
+        "The metadata quorum's voters as `id@host:port,...`; empty: this node alone, no quorum.",
+    ),
+    ConfigDef(
+        "controller.quorum.election.timeout.ms",
+        _T.INT,
+        1000,
+        "How long a voter waits without a leader before it starts an election (plus a random"
+        " jitter of up to as much again).",
+        minimum=1,
+    ),
+    ConfigDef(
+        "controller.quorum.fetch.timeout.ms",
+        _T.INT,
+        2000,
+        "How long a follower goes without a successful fetch before it starts an election.",
+        minimum=1,
+    ),
+    ConfigDef(
+        "controller.quorum.election.backoff.max.ms",
+        _T.INT,
+        1000,
+        "Kafka's cap on the backoff before a candidate that lost an election tries again;"
+        " accepted, but a losing candidate here waits out its randomized election timeout.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "controller.quorum.request.timeout.ms",
+        _T.INT,
+        2000,
+        "How long a quorum request waits for its answer.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "controller.quorum.retry.backoff.ms",
+        _T.INT,
+        20,
+        "The backoff before a failed quorum request is retried.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "metadata.log.max.record.bytes.between.snapshots",
+        _T.LONG,
+        20971520,
+        "Committed metadata record bytes after which the image is written as a snapshot.",
+        minimum=1,
+    ),
     ConfigDef("listeners", _T.LIST, ["PLAINTEXT://127.0.0.1:9092"], "Listener URIs to bind."),
     ConfigDef(
         "advertised.listeners",

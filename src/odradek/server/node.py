@@ -1,9 +1,14 @@
-"""A node: broker and controller in one process, a quorum of one.
+"""A node: a broker, a controller (a voter of the metadata quorum) or both in one process.
 
-Start-up: log dirs and meta.properties, load and recover the logs, replay the metadata log into
-the image, open the partitions it places here, then listen. Shutdown, in this order: stop
-accepting, close connections (in-flight requests are cancelled; nothing is acknowledged that
-was not written), flush and checkpoint every log, close files.
+The metadata log `__cluster_metadata-0` is a `RaftQuorum` of the nodes that
+`controller.quorum.voters` names (a node with `process.roles=broker` follows it as an observer);
+a node that names none keeps it alone, as a `SingleNodeQuorum`. Start-up: log dirs and
+meta.properties, load and recover the logs, start the quorum (a single voter elects itself and
+commits its log before going on), open the partitions the image places here, then listen;
+committed metadata keeps flowing into the image afterwards.
+Shutdown, in this order: stop accepting, close connections (in-flight requests are cancelled;
+nothing is acknowledged that was not written), stop the quorum (a leader resigns), flush and
+checkpoint every log, close files.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntim
 from odradek.metadata.config_control import ConfigController
 from odradek.metadata.controller import CreatedTopic, NewTopic, TopicController
 from odradek.metadata.image import MetadataImage, TopicImage
-from odradek.metadata.quorum import SingleNodeQuorum
+from odradek.metadata.quorum import SingleNodeQuorum, parse_quorum_voters
 from odradek.metadata.records import ConfigRecord, MetadataRecord
 from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
@@ -39,7 +44,9 @@ from odradek.storage.log import Log
 from odradek.storage.log_manager import LogManager
 
 if TYPE_CHECKING:
+    from odradek.metadata.raft_quorum import RaftQuorum
     from odradek.server.faults import FaultEngine
+    from odradek.transport.client import TransportClient
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +94,9 @@ class Node:
             ),
             self.clock,
         )
-        self.quorum: SingleNodeQuorum | None = None
+        self.quorum: SingleNodeQuorum | RaftQuorum | None = None
+        self._quorum_network: TransportClient | None = None
+        self._followed_image: MetadataImage | None = None  # the last image applied below
         self.group_coordinator = GroupCoordinatorRuntime(
             group_coordinator.new_coordinator(self),
             self.clock,
@@ -129,8 +138,10 @@ class Node:
         self.cluster_id = self._cluster_id()
         self.log_manager.ensure_meta_properties(self.node_id, self.cluster_id)
         self.log_manager.load()
-        self.quorum = SingleNodeQuorum(self.log_dirs[0], fileio=self.fileio, clock=self.clock)
+        self.quorum = self._new_quorum()
         self.quorum.load()
+        await self.quorum.start()
+        self.quorum.listener = self._follow_image
         self._install_dynamic_configs(self.image)
         self.replica_manager.apply_image(self.image)
         group_coordinator.load(self, self.group_coordinator.core)
@@ -149,6 +160,83 @@ class Node:
         if self.config["log.flush.scheduler.interval.ms"] < FLUSHER_NEVER_MS:
             self._flusher = loop.create_task(self._flush_periodically())
         self.log_cleaner.start()
+
+    def raft_quorum(self) -> RaftQuorum | None:
+        """The Raft quorum, when this node runs one (it names `controller.quorum.voters`)."""
+        if self.quorum is None or isinstance(self.quorum, SingleNodeQuorum):
+            return None
+        return self.quorum
+
+    def metadata_end_offset(self) -> int:
+        """The end of the metadata log (of the committed part, for a Raft quorum)."""
+        if isinstance(self.quorum, SingleNodeQuorum):
+            return self.quorum.end_offset
+        quorum = self.raft_quorum()
+        return quorum.high_watermark if quorum is not None else 0
+
+    def _new_quorum(self) -> SingleNodeQuorum | RaftQuorum:
+        config = self.config
+        voters = parse_quorum_voters(config["controller.quorum.voters"])
+        roles = set(config["process.roles"])
+        if not voters:
+            if "controller" not in roles:
+                raise ValueError("process.roles=broker needs controller.quorum.voters")
+            # No quorum named: the metadata log of a node alone, without the Raft machinery
+            # on the cold-start path (its imports, LeaderChange and quorum-state writes).
+            return SingleNodeQuorum(self.log_dirs[0], fileio=self.fileio, clock=self.clock)
+        # Imported here: a node that names no voters never loads the quorum.
+        from odradek.metadata.raft.core import RaftConfig
+        from odradek.metadata.raft.driver import NoNetwork, RaftNetwork
+        from odradek.metadata.raft_quorum import RaftQuorum
+        from odradek.transport.client import TransportClient
+
+        if ("controller" in roles) != (self.node_id in voters):
+            raise ValueError(
+                f"node {self.node_id} with process.roles={','.join(sorted(roles))} must"
+                f" {'' if 'controller' in roles else 'not '}be in controller.quorum.voters"
+            )
+        raft_config = RaftConfig(
+            node_id=self.node_id,
+            voters=tuple(sorted(voters)),
+            cluster_id=config["cluster.id"] or None,
+            election_timeout_ms=config["controller.quorum.election.timeout.ms"],
+            fetch_timeout_ms=config["controller.quorum.fetch.timeout.ms"],
+            retry_backoff_ms=config["controller.quorum.retry.backoff.ms"],
+            request_timeout_ms=config["controller.quorum.request.timeout.ms"],
+        )
+        endpoints = {
+            node_id: endpoint
+            for node_id, endpoint in voters.items()
+            if endpoint is not None and node_id != self.node_id
+        }
+        network: RaftNetwork = NoNetwork()
+        if endpoints:
+            self._quorum_network = TransportClient(
+                endpoints,
+                client_id=f"raft-{self.node_id}",
+                request_timeout_ms=raft_config.request_timeout_ms,
+            )
+            network = self._quorum_network
+        return RaftQuorum(
+            self.log_dirs[0],
+            raft_config,
+            fileio=self.fileio,
+            clock=self.clock,
+            network=network,
+            snapshot_bytes=config["metadata.log.max.record.bytes.between.snapshots"],
+        )
+
+    def _follow_image(self, image: MetadataImage, records: Sequence[MetadataRecord] | None) -> None:
+        """Make the partitions and configs follow a newly committed image, in the same step
+        that made it visible: no request may see a topic in `image` that its partitions do
+        not serve yet. `records` are the ones just applied (None: a whole snapshot)."""
+        configs_changed = records is None or any(isinstance(r, ConfigRecord) for r in records)
+        if configs_changed:
+            self._install_dynamic_configs(image)
+        self.replica_manager.apply_image(image)
+        if configs_changed:
+            self._refresh_log_configs(image)
+        self._followed_image = image
 
     def _high_watermark(self, topic_partition: tuple[str, int], log: Log) -> int:
         """For the log cleaner (on its thread): what it may clean stays below this."""
@@ -224,12 +312,14 @@ class Node:
         # A cleaning in progress stops at its next batch (a moment's wait, not a whole
         # cleaning); its cleaned files are dropped.
         self.log_cleaner.stop()
-        self.log_manager.close()
         if self.quorum is not None:
             try:
-                self.quorum.close()
+                await self.quorum.stop()
             except StorageError:  # a failing disk: the shutdown is over anyway
                 logger.exception("closing the metadata log failed")
+        if self._quorum_network is not None:
+            await self._quorum_network.close()
+        self.log_manager.close()
 
     async def groups(self) -> GroupCoordinatorRuntime:
         """The group coordinator, once `__consumer_offsets` exists (created on first use)."""
@@ -245,11 +335,14 @@ class Node:
     # --- metadata changes ----------------------------------------------------------------------
 
     async def commit(self, records: list[MetadataRecord]) -> None:
-        """Commit records to the metadata log, then make the partitions follow the new image."""
+        """Commit records to the metadata log; the partitions follow the new image (as soon as
+        it is applied, or here when that failed: the error reaches the caller)."""
         assert self.quorum is not None
         if not records:
             return
         image = await self.quorum.commit(records)
+        if image is self._followed_image:
+            return
         configs_changed = any(isinstance(r, ConfigRecord) for r in records)
         if configs_changed:
             self._install_dynamic_configs(image)
@@ -299,7 +392,10 @@ class Node:
                     continue
                 outcomes.append(None)
             if not validate_only:
-                await self.commit(records)
+                try:
+                    await self.commit(records)
+                except KafkaError as exc:  # NOT_CONTROLLER: this node does not lead the quorum
+                    outcomes = [exc if outcome is None else outcome for outcome in outcomes]
         return outcomes
 
     async def create_topics(
@@ -331,5 +427,9 @@ class Node:
                 outcomes[topic.name] = created
                 records.extend(topic_records)
             if not validate_only:
-                await self.commit(records)
+                try:
+                    await self.commit(records)
+                except KafkaError as exc:  # NOT_CONTROLLER: this node does not lead the quorum
+                    for name in pending:
+                        outcomes[name] = exc
         return outcomes

@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
 
-# The cluster metadata log is opened and owned by the metadata quorum (metadata/quorum.py), which
-# reads and writes it itself; a second Log object on the same files would corrupt its indexes.
+# The cluster metadata log is opened and owned by the metadata quorum (metadata/raft/driver.py),
+# which reads and writes it itself; a second Log object on the same files would corrupt its indexes.
 METADATA_PARTITION = ("__cluster_metadata", 0)
 
 # Kafka's marker of a clean shutdown: written last by close(), removed by load(); while it is

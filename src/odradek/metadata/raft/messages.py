@@ -15,8 +15,10 @@ any `Send` that depends on it (a vote is only sent once it is durable).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from uuid import UUID
+
+from odradek.common.errors import ErrorCode
 
 METADATA_TOPIC = "__cluster_metadata"
 METADATA_PARTITION = 0
@@ -24,23 +26,8 @@ NO_LEADER = -1  # Kafka's "leader unknown" in LeaderId fields
 NO_VOTE = -1
 
 
-class RaftError(IntEnum):
-    """Kafka error codes the quorum APIs answer with.
-
-    `common.errors.ErrorCode` does not hold the quorum-only ones yet (94, 98, 99, 104); they
-    move there when the core is wired into the broker.
-    """
-
-    UNKNOWN_SERVER_ERROR = -1
-    NONE = 0
-    NOT_LEADER_OR_FOLLOWER = 6
-    INVALID_REQUEST = 42
-    FENCED_LEADER_EPOCH = 74
-    UNKNOWN_LEADER_EPOCH = 75
-    INCONSISTENT_VOTER_SET = 94
-    SNAPSHOT_NOT_FOUND = 98
-    POSITION_OUT_OF_RANGE = 99
-    INCONSISTENT_CLUSTER_ID = 104
+# The error codes the quorum APIs answer with (94, 98, 99 and 104 are quorum-only).
+RaftError = ErrorCode
 
 
 class StateName(StrEnum):

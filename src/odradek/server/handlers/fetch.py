@@ -10,7 +10,8 @@ partition, the (producer id, first offset) of every aborted transaction overlapp
 returned, which the client uses to drop their records; read_uncommitted gets no list (null).
 Every version carries the real last stable offset. A transaction marker is an append, so it
 wakes long-polling fetchers: a read_committed one that was waiting for the last stable offset
-to move re-reads then.
+to move re-reads then. A replica's Fetch of `__cluster_metadata` (v12+) goes to the metadata
+quorum instead (`quorum_support.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from odradek.replication.fetch_session import (
 )
 from odradek.replication.partition import Partition
 from odradek.server.context import RequestContext
+from odradek.server.handlers import quorum_support
 from odradek.server.registry import handler
 
 _Key = tuple[str, int]
@@ -164,6 +166,8 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         from odradek.server.handlers.fetch_legacy import handle_legacy_fetch
 
         return await handle_legacy_fetch(ctx)
+    if version >= 12 and quorum_support.is_quorum_fetch(ctx, request):
+        return await quorum_support.answer_fetch(ctx, request)  # KRaft's own replication
     node = ctx.node
     now_ms = node.clock.monotonic_ms()
     session_id = getattr(request, "session_id", 0)
