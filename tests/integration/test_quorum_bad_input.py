@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kio.index import load_request_schema
 from kio.schema.vote.v0.request import VoteRequest as KioVoteRequest
 
 from odradek.metadata.raft import wire
@@ -90,6 +91,24 @@ def test_a_broker_without_voters_is_described_as_a_leader_alone(broker: Any) -> 
     described = describe(broker.port)
     assert (described.error_code, described.leader_id, described.leader_epoch) == (0, 1, 0)
     assert [v.replica_id for v in described.current_voters] == [1]
+
+
+def advertised(port: int) -> set[int]:
+    request = build(
+        load_request_schema(18, 3),
+        client_software_name="quorum-bad-input",
+        client_software_version="1",
+    )
+    return {key.api_key for key in call(port, request).api_keys}
+
+
+def test_the_quorum_rpcs_are_advertised_only_by_a_node_that_runs_a_quorum(
+    broker: Any, quorum_of_one: Any
+) -> None:
+    quorum_only = {52, 53, 54, 59}  # Vote, BeginQuorumEpoch, EndQuorumEpoch, FetchSnapshot
+    assert not quorum_only & advertised(broker.port)
+    assert 55 in advertised(broker.port)  # DescribeQuorum is a broker API too
+    assert quorum_only <= advertised(quorum_of_one.port)
 
 
 def test_a_broker_without_voters_closes_on_the_quorum_rpcs(broker: Any) -> None:

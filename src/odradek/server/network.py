@@ -117,7 +117,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if api_key == ApiKey.API_VERSIONS:
                 from odradek.server.handlers.api_versions import unsupported_version_response
 
-                return unsupported_version_response(correlation_id)
+                quorum = self.node.raft_quorum() is not None
+                return unsupported_version_response(correlation_id, quorum)
             raise ProtocolError(
                 f"unsupported version {api_version} of {spec.api_key.name}"
                 f" (supported {spec.min_version}-{spec.max_version})"

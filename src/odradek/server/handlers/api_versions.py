@@ -29,11 +29,21 @@ _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 FEATURES = {"transaction.version": (0, 2)}
 
 
-def _response(version: int, error: ErrorCode, features_epoch: int = -1) -> Any:
+# Served only by a node that runs a Raft quorum (one that names controller.quorum.voters); as a
+# Kafka broker listener does not list controller APIs, a node without one does not list them.
+QUORUM_ONLY = frozenset(
+    {ApiKey.VOTE, ApiKey.BEGIN_QUORUM_EPOCH, ApiKey.END_QUORUM_EPOCH, ApiKey.FETCH_SNAPSHOT}
+)
+
+
+def _response(
+    version: int, error: ErrorCode, features_epoch: int = -1, quorum: bool = False
+) -> Any:
     schema = response_schema(ApiKey.API_VERSIONS, version)
     keys = tuple(
         schema.ApiVersion(api_key=key, min_version=low, max_version=high)
         for key, low, high in supported_versions()
+        if quorum or key not in QUORUM_ONLY
     )
     return schema.ApiVersionsResponse(
         error_code=error,
@@ -56,8 +66,9 @@ def _response(version: int, error: ErrorCode, features_epoch: int = -1) -> Any:
     )
 
 
-def unsupported_version_response(correlation_id: int) -> bytes:
-    return encode_response(correlation_id, False, _response(0, ErrorCode.UNSUPPORTED_VERSION))
+def unsupported_version_response(correlation_id: int, quorum: bool) -> bytes:
+    response = _response(0, ErrorCode.UNSUPPORTED_VERSION, quorum=quorum)
+    return encode_response(correlation_id, False, response)
 
 
 @handler(ApiKey.API_VERSIONS, versions=(0, 4))
@@ -68,4 +79,5 @@ async def handle_api_versions(ctx: RequestContext, request: Any) -> Any:
         software_version = request.client_software_version
         if not _SOFTWARE.match(name or "") or not _SOFTWARE.match(software_version or ""):
             return _response(version, ErrorCode.INVALID_REQUEST)
-    return _response(version, ErrorCode.NONE, features_epoch=0)
+    quorum = ctx.node.raft_quorum() is not None
+    return _response(version, ErrorCode.NONE, features_epoch=0, quorum=quorum)

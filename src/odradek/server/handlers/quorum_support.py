@@ -5,9 +5,10 @@ The request is mapped by `metadata.raft.wire` (the same adapter the quorum's own
 stepped into the core as `Received(source, ...)` and answered when the core sends the
 response, which for a Fetch with nothing new is up to its max wait later.
 
-A node without a Raft quorum (it names no `controller.quorum.voters`) closes the connection
-on Vote, BeginQuorumEpoch, EndQuorumEpoch and FetchSnapshot, as a Kafka broker does for an API
-its listener does not serve; DescribeQuorum describes it as the leader of a quorum of one.
+A node without a Raft quorum (it names no `controller.quorum.voters`) does not list Vote,
+BeginQuorumEpoch, EndQuorumEpoch and FetchSnapshot in ApiVersions and closes the connection on
+them, as a Kafka broker does for an API its listener does not serve; DescribeQuorum describes it
+as the leader of a quorum of one.
 The quorum modules are imported on first use only, off the broker's cold start.
 """
 
