@@ -128,13 +128,15 @@ def run_with_kills(
     kinds = ["produced", "flushed", rng.choice(["anywhere", "produced", "flushed"])]
     rng.shuffle(kinds)
     for kind in kinds:
-        copier = Copier(args)
+        batch = rng.randint(1, 8)
+        # on "flushed" the copier holds the batch uncommitted until the kill (see txn_copier.py)
+        copier = Copier([*args, str(batch if kind == "flushed" else 0)])
         copiers.append(copier)
         if kind == "anywhere":
-            copier.wait_for("committed", rng.randint(1, 8), deadline)
+            copier.wait_for("committed", batch, deadline)
             time.sleep(rng.uniform(0.0, 0.15))
         else:
-            copier.wait_for(kind, rng.randint(1, 8), deadline)
+            copier.wait_for(kind, batch, deadline)
         copier.kill()
     copier = Copier(args)
     copiers.append(copier)

@@ -1,7 +1,7 @@
 """A consume-transform-produce copier, run as its own process by test_transactions_copier.py so
 the test can SIGKILL it anywhere and start it again.
 
-    python txn_copier.py BOOTSTRAP INPUT OUTPUT PARTITIONS GROUP TRANSACTIONAL_ID MODE EVERY
+    python txn_copier.py BOOTSTRAP INPUT OUTPUT PARTITIONS GROUP TRANSACTIONAL_ID MODE EVERY [HOLD]
 
 It copies every record of INPUT to the same partition of OUTPUT (key and value unchanged) and
 exits 0 once it has reached the end of every input partition with nothing left uncommitted.
@@ -12,6 +12,9 @@ MODE `txn`: exactly-once. One transaction per EVERY records holds the output rec
 input offsets (send_offsets_to_transaction); the fixed TRANSACTIONAL_ID fences and aborts what
 a killed instance left open; input is read read_committed. MODE `plain` (the negative control):
 produce, flush, then commit the offsets, so a kill between the two copies records twice.
+
+HOLD (default 0): after the HOLD-th batch is acknowledged ("flushed"), wait a few seconds before
+committing it, so a kill the test sends on that event surely lands before the commit.
 
 Prints one JSON object per line: {"event": "started"}; {"event": "produced", "pending": n}
 once a batch is handed to the producer and {"event": "flushed", "pending": n} once its records
@@ -25,12 +28,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as TP
 
 TIMEOUT_S = 60.0
+HOLD_S = 5.0
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -39,8 +44,10 @@ def emit(event: str, **fields: Any) -> None:
 
 def main() -> int:
     bootstrap, source, target, partitions_arg, group, transactional_id, mode, every_arg = sys.argv[
-        1:
+        1:9
     ]
+    hold = int(sys.argv[9]) if len(sys.argv) > 9 else 0
+    flushes = 0
     partitions, every = int(partitions_arg), int(every_arg)
     transactional = mode == "txn"
     producer_config: dict[str, Any] = {
@@ -88,12 +95,15 @@ def main() -> int:
         return [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
 
     def commit() -> None:
-        nonlocal pending, copied
+        nonlocal pending, copied, flushes
         emit("produced", pending=pending)
         remaining = producer.flush(TIMEOUT_S)  # commit_transaction would flush them too
         if remaining:
             raise RuntimeError(f"{remaining} records not delivered")
         emit("flushed", pending=pending)
+        flushes += 1
+        if flushes == hold:
+            time.sleep(HOLD_S)  # the test kills this process meanwhile
         if transactional:
             try:
                 producer.send_offsets_to_transaction(
