@@ -21,7 +21,6 @@ from typing import Any, Protocol, TypeVar
 
 from odradek.common.clock import Clock
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.deadline_timer import DeadlineTimer
 from odradek.coordinator.group.consumer_group_messages import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -34,6 +33,7 @@ from odradek.coordinator.group.messages import (
     SyncResult,
     Write,
 )
+from odradek.coordinator.runtime_support import DeadlineTimer, call_core
 
 logger = logging.getLogger(__name__)
 
@@ -201,15 +201,7 @@ class GroupCoordinatorRuntime:
         return await self._call(start)
 
     async def _call(self, start: Callable[[Callable[[T], None]], None]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-        def respond(result: T) -> None:
-            if not future.done():
-                future.set_result(result)
-
-        start(respond)
-        self.drive()
-        return await future
+        return await call_core(start, self.drive)
 
     # --- writes and timers --------------------------------------------------------------------
 

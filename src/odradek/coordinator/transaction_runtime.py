@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from odradek.common.clock import Clock
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.deadline_timer import DeadlineTimer
+from odradek.coordinator.runtime_support import DeadlineTimer, call_core
 from odradek.coordinator.transaction.coordinator import TransactionCoordinator
 from odradek.coordinator.transaction.messages import (
     Marker,
@@ -242,15 +242,7 @@ class TransactionCoordinatorRuntime:
             logger.warning("[TransactionCoordinator] no producer id block: %s", exc)
 
     async def _call(self, start: Callable[[Callable[[T], None]], None]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-        def respond(result: T) -> None:
-            if not future.done():
-                future.set_result(result)
-
-        start(respond)
-        self.drive()
-        return await future
+        return await call_core(start, self.drive)
 
     # --- writes, markers and timers -----------------------------------------------------------
 

@@ -1,12 +1,30 @@
-"""One asyncio timer that follows a core's next deadline: what both coordinator runtimes use
-to call their core's `poll` when a deadline passes."""
+"""What both coordinator runtimes (group and transaction) share around their cores: calling an
+entry point that answers through a callback, and one timer that follows the core's next
+deadline."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TypeVar
 
 from odradek.common.clock import Clock
+
+T = TypeVar("T")
+
+
+async def call_core(start: Callable[[Callable[[T], None]], None], drive: Callable[[], None]) -> T:
+    """Start an entry point of a core with a `respond` callback, carry out what it queued
+    (`drive`), and wait for the answer (which may come at once or after writes complete)."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+    def respond(result: T) -> None:
+        if not future.done():  # a client that went away cancelled it
+            future.set_result(result)
+
+    start(respond)
+    drive()
+    return await future
 
 
 class DeadlineTimer:
