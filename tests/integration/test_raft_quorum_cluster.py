@@ -14,8 +14,11 @@ CreateTopics fails.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -169,6 +172,21 @@ def test_three_voters_replicate_metadata_and_survive_the_leader_s_death(cluster:
         if node_id != leader_id:
             answer = describe_quorum(node.port)
             assert answer is not None and answer.error_code != 0  # NOT_LEADER_OR_FOLLOWER
+
+    # `odradek metadata-quorum describe` finds the leader among all the nodes given to it
+    bootstrap = ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes.values())
+    command = ["metadata-quorum", "describe", "--replication", "--output", "json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "odradek", *command, "--bootstrap-server", bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["node_id"]: row["status"] for row in json.loads(proc.stdout)["replication"]}
+    assert rows[leader_id] == "Leader"
+    assert sorted(rows.values()).count("Follower") == len(VOTERS) - 1
+    assert "Observer" in rows.values()
 
     first = {"orders", "payments", "audit"}
     create_topics(cluster.nodes[leader_id], *sorted(first))

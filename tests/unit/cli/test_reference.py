@@ -34,6 +34,7 @@ def test_client_commands_show_examples_in_their_help() -> None:
             ("groups",),
             ("configs",),
             ("transactions",),
+            ("metadata-quorum",),
             ("perf",),
             ("completion",),
         ):
