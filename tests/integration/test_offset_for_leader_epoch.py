@@ -92,10 +92,8 @@ def test_raw_answers_and_errors(broker) -> None:
     raw = Raw(broker.port)
     current = offsets_for(raw, topic, 0)
     assert (current.error_code, current.leader_epoch, current.end_offset) == (0, 0, 7)
-    assert (offsets_for(raw, topic, 9).leader_epoch, offsets_for(raw, topic, 9).end_offset) == (
-        -1,
-        -1,
-    )
+    unknown = offsets_for(raw, topic, 9)
+    assert (unknown.error_code, unknown.leader_epoch, unknown.end_offset) == (0, -1, -1)
     assert offsets_for(raw, topic, 0, current_epoch=3).error_code == ErrorCode.UNKNOWN_LEADER_EPOCH
     assert offsets_for(raw, topic, 0, current_epoch=0).error_code == ErrorCode.NONE
     assert offsets_for(raw, "no-such-topic", 0).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

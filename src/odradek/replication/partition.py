@@ -10,8 +10,10 @@ a marker moves the last stable offset, which is what a read_committed fetcher wa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Sequence
 
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.protocol.records import ATTR_TRANSACTIONAL, encode_batch
 from odradek.replication.durability import GroupCommit
 from odradek.storage.log import AppendResult, Log, ReadResult
 from odradek.storage.producer_state import NO_PRODUCER_ID, AppendOrigin
@@ -92,6 +94,28 @@ class Partition:
             self._flush_now()
         self._wake()
         return result
+
+    def append_coordinator_records(
+        self,
+        records: Sequence[tuple[bytes, bytes | None]],
+        timestamp_ms: int,
+        producer_id: int = NO_PRODUCER_ID,
+        producer_epoch: int = -1,
+    ) -> tuple[AppendResult, Awaitable[None]]:
+        """A coordinator's keyed records as one batch (a transactional one of `producer_id`
+        when set, at sequence 0, as Kafka writes a TxnOffsetCommit), appended now; with the
+        awaitable that ends once they are durable."""
+        transactional = producer_id != NO_PRODUCER_ID
+        batch = encode_batch(
+            [(key, value, []) for key, value in records],
+            timestamp_ms=timestamp_ms,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            base_sequence=0 if transactional else -1,
+            attributes=ATTR_TRANSACTIONAL if transactional else 0,
+        )
+        result = self.append(memoryview(bytearray(batch)), AppendOrigin.COORDINATOR)
+        return result, self.group_commit.wait_durable(result.last_offset + 1)
 
     def maybe_flush(self, now_ms: int) -> None:
         """flush.ms: fsync once the oldest unflushed append is that old (the node's flusher

@@ -27,8 +27,6 @@ from odradek.coordinator.group.records import OFFSETS_TOPIC
 from odradek.coordinator.runtime import GroupCoordinatorRuntime
 from odradek.metadata.controller import NewTopic
 from odradek.metadata.image import TopicImage
-from odradek.protocol.records import ATTR_TRANSACTIONAL, encode_batch
-from odradek.storage.producer_state import AppendOrigin
 
 if TYPE_CHECKING:
     from odradek.server.node import Node
@@ -97,17 +95,10 @@ class OffsetsTopicLog:
         producer_epoch: int = -1,
     ) -> tuple[int, Awaitable[None]]:
         leader = self.node.replica_manager.leader(OFFSETS_TOPIC, partition)
-        batch = encode_batch(
-            [(key, value, []) for key, value in records],
-            timestamp_ms=self.node.clock.wall_ms(),
-            producer_id=producer_id,
-            producer_epoch=producer_epoch,
-            # a transactional offset commit: Kafka writes it at sequence 0, unchecked
-            base_sequence=0 if producer_id >= 0 else -1,
-            attributes=ATTR_TRANSACTIONAL if producer_id >= 0 else 0,
+        result, durable = leader.append_coordinator_records(
+            records, self.node.clock.wall_ms(), producer_id, producer_epoch
         )
-        result = leader.append(memoryview(bytearray(batch)), AppendOrigin.COORDINATOR)
-        return result.first_offset, leader.group_commit.wait_durable(result.last_offset + 1)
+        return result.first_offset, durable
 
 
 def _place_groups_by(core: GroupCoordinator, topic: TopicImage) -> None:
@@ -128,14 +119,9 @@ def load(node: Node, core: GroupCoordinator) -> None:
             partition = node.replica_manager.leader(OFFSETS_TOPIC, partition_id)
         except KafkaError:
             continue
-        try:
-            read_count += replay_batches(
-                core, partition.log.replay_batches(end_offset=partition.high_watermark)
-            )
-        except ValueError as exc:
-            logger.warning(
-                "[GroupCoordinator] %s-%d not fully loaded: %s", OFFSETS_TOPIC, partition_id, exc
-            )
+        read_count += replay_batches(
+            core, partition.log.replay_batches(end_offset=partition.high_watermark)
+        )
     logger.info(
         "[GroupCoordinator] read %d records, loaded %d classic and %d consumer groups",
         read_count,

@@ -27,7 +27,6 @@ from odradek.coordinator.transaction.messages import Marker, TransactionConfig
 from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntime
 from odradek.metadata.controller import NewTopic
 from odradek.metadata.image import TopicImage
-from odradek.protocol.records import encode_batch
 from odradek.storage.producer_state import AppendOrigin
 from odradek.storage.txn_index import ControlRecordType, encode_end_transaction_marker
 
@@ -75,12 +74,9 @@ class TransactionStateLog:
         self, partition: int, records: Sequence[tuple[bytes, bytes | None]]
     ) -> Awaitable[None]:
         leader = self.node.replica_manager.leader(TRANSACTION_STATE_TOPIC, partition)
-        batch = encode_batch(
-            [(key, value, []) for key, value in records], timestamp_ms=self.node.clock.wall_ms()
-        )
         leader.check_min_isr()
-        result = leader.append(memoryview(bytearray(batch)), AppendOrigin.COORDINATOR)
-        return leader.group_commit.wait_durable(result.last_offset + 1)
+        _, durable = leader.append_coordinator_records(records, self.node.clock.wall_ms())
+        return durable
 
 
 class LocalMarkerWriter:

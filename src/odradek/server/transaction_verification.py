@@ -63,8 +63,7 @@ def verify_partition(
     if not node.config["transaction.partition.verification.enable"]:
         return ErrorCode.NONE
     producer_id, producer_epoch = producer
-    entry = partition.log.producer_state.producers.get(producer_id)
-    if entry is not None and entry.txn_first_offset >= 0:
+    if partition.log.producer_state.has_open_transaction(producer_id):
         return ErrorCode.NONE
     if transactional_id is None:
         return ErrorCode.INVALID_TXN_STATE  # the log refuses it: nothing can verify it
@@ -84,8 +83,7 @@ async def add_partition_implicitly(
     An append after this may race only an EndTxn of the same producer, which bumps the epoch
     its markers carry, so a batch arriving after them is refused for its old epoch."""
     producer_id, producer_epoch = producer
-    entry = partition.log.producer_state.producers.get(producer_id)
-    if entry is not None and entry.txn_first_offset >= 0:
+    if partition.log.producer_state.has_open_transaction(producer_id):
         return ErrorCode.NONE
     position = (partition.topic, partition.partition_id)
     error = await node.transaction_coordinator.add_partitions(

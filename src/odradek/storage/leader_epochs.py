@@ -80,8 +80,6 @@ class LeaderEpochCache:
 
     def assign(self, epoch: int, start_offset: int) -> None:
         """Epoch `epoch` starts at `start_offset` (a no-op unless that is news)."""
-        if self.epochs and self.epochs[-1] == epoch and start_offset >= self.start_offsets[-1]:
-            return  # the common case: one more append in the current epoch
         if epoch < 0 or start_offset < 0:
             return  # batches written without a leader epoch
         if self._assign(epoch, start_offset):
@@ -89,7 +87,7 @@ class LeaderEpochCache:
 
     def _assign(self, epoch: int, start_offset: int) -> bool:
         if self.epochs and self.epochs[-1] == epoch and start_offset >= self.start_offsets[-1]:
-            return False
+            return False  # the common case: one more append in the current epoch
         removed = 0
         while self.epochs and (self.epochs[-1] >= epoch or self.start_offsets[-1] >= start_offset):
             self.epochs.pop()

@@ -360,6 +360,12 @@ class ProducerStateManager:
 
     # --- the last stable offset -------------------------------------------------------------
 
+    def has_open_transaction(self, producer_id: int) -> bool:
+        """Whether the producer has a transaction open on this partition (its batches need no
+        further verification by the coordinator)."""
+        entry = self.producers.get(producer_id)
+        return entry is not None and entry.txn_first_offset >= 0
+
     def first_unstable_offset(self, high_watermark: int, *, prune: bool = True) -> int | None:
         """The first offset of the earliest transaction that is open, or closed by a marker
         the high watermark has not reached; None when there is none (the common case, checked

@@ -105,8 +105,7 @@ async def _refused(ctx: RequestContext, request: Any, version: int) -> ErrorCode
     except KafkaError as exc:
         return exc.code if exc.code not in _NOT_AVAILABLE else ErrorCode.COORDINATOR_NOT_AVAILABLE
     producer = (request.producer_id, request.producer_epoch)
-    entry = partition.log.producer_state.producers.get(producer[0])
-    if version >= 5 and (entry is None or entry.txn_first_offset < 0):
+    if version >= 5 and not partition.log.producer_state.has_open_transaction(producer[0]):
         added = await runtime.add_offsets(
             request.transactional_id, *producer, request.group_id, transaction_version=2
         )
