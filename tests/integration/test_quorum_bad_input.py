@@ -91,6 +91,18 @@ def test_a_broker_without_voters_is_described_as_a_leader_alone(broker: Any) -> 
     described = describe(broker.port)
     assert (described.error_code, described.leader_id, described.leader_epoch) == (0, 1, 0)
     assert [v.replica_id for v in described.current_voters] == [1]
+    # v2 lists the voters' endpoints: here the node itself
+    assert [(n.node_id, n.name, n.host, n.port) for n in described.nodes] == [
+        (1, "PLAINTEXT", "127.0.0.1", broker.port)
+    ]
+
+
+def test_a_quorum_lists_its_voters_endpoints(quorum_of_one: Any) -> None:
+    described = describe(quorum_of_one.port)
+    assert [(n.node_id, n.host, n.port) for n in described.nodes] == [
+        (1, "127.0.0.1", quorum_of_one.port)
+    ]
+    assert describe(quorum_of_one.port, version=1).nodes == ()  # not in v0-v1
 
 
 def advertised(port: int) -> set[int]:

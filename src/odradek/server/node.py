@@ -126,6 +126,11 @@ class Node:
         return self.quorum.lock
 
     @property
+    def listener_name(self) -> str:
+        """The name of the listener clients reach (PLAINTEXT for `PLAINTEXT://host:port`)."""
+        return parse_listener(self.config["listeners"][0])[0]
+
+    @property
     def advertised_endpoint(self) -> tuple[str, int]:
         advertised = self.config["advertised.listeners"]
         if advertised:
