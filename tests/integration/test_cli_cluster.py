@@ -290,3 +290,30 @@ def test_a_port_in_use_is_named(cluster_dir: Path) -> None:
     assert done.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in done.stderr
     assert not cluster_dir.exists()
+
+
+def serving_in(directory: Path) -> list[int]:
+    """Pids of the running processes whose command line names `directory` (read-only scan)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and serves(int(entry.name), directory):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_node_that_cannot_start_fails_up_and_stops_the_others(cluster_dir: Path) -> None:
+    # node 2's data dir belongs to another node: it refuses to start
+    foreign = cluster_dir / "node-2" / "data"
+    foreign.mkdir(parents=True)
+    (foreign / "meta.properties").write_text("version=1\nnode.id=7\ncluster.id=someoneelse\n")
+
+    done = odradek("cluster", "up", "-n", "3", "--base-port", "0", "--dir", cluster_dir)
+    assert done.returncode == 2
+    assert done.stderr.startswith("odradek cluster: error: node 2 exited with code 2")
+    assert str(cluster_dir / "node-2" / "serve.log") in done.stderr
+    assert not (cluster_dir / "cluster.json").exists()
+    assert serving_in(cluster_dir) == []
+    # the control: the same scan sees a cluster that does run
+    (foreign / "meta.properties").unlink()
+    up(cluster_dir, "-n", "3")
+    assert len(serving_in(cluster_dir)) == 3

@@ -155,17 +155,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _spawn(node: ClusterNode) -> subprocess.Popen[bytes]:
-    Path(node.log_dir).mkdir(parents=True, exist_ok=True)
-    with open(node.log_file, "ab") as log:
-        # a session of its own: Ctrl-C in the terminal that ran `up` does not reach the nodes
-        return subprocess.Popen(
-            list(node.argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=node.dir,
-            start_new_session=True,
-        )
+    try:
+        Path(node.log_dir).mkdir(parents=True, exist_ok=True)
+        with open(node.log_file, "ab") as log:
+            # a session of its own: Ctrl-C in the terminal that ran `up` does not reach the
+            # nodes
+            return subprocess.Popen(
+                list(node.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=node.dir,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        where = exc.filename or node.dir
+        raise ClientError(
+            f"cannot start node {node.node_id}: {where}: {exc.strerror or exc}"
+        ) from None
 
 
 def _with_pid(node: ClusterNode, pid: int) -> ClusterNode:

@@ -121,8 +121,11 @@ def write_cluster_file(directory: Path, cluster: ClusterFile) -> Path:
     """Write the file atomically: a reader sees the old one or the whole new one."""
     path = cluster_file_path(directory)
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(cluster.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(cluster.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
