@@ -31,10 +31,9 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from odradek.cli.broker_requests import BrokerConnection, check_plaintext
 from odradek.cli.client_options import (
@@ -61,6 +60,9 @@ from odradek.cli.cluster_file import (
     settings,
     write_cluster_file,
 )
+
+if TYPE_CHECKING:
+    import subprocess
 
 CLIENT_ID = "odradek-cluster"
 DEFAULT_DIR = Path("odradek-cluster")
@@ -155,6 +157,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _spawn(node: ClusterNode) -> subprocess.Popen[bytes]:
+    import subprocess
+
     try:
         Path(node.log_dir).mkdir(parents=True, exist_ok=True)
         with open(node.log_file, "ab") as log:
@@ -237,6 +241,8 @@ def _log_tail(path: str) -> str:
 
 def _stop_started(processes: list[subprocess.Popen[bytes]]) -> None:
     """Stop the processes this `up` started (they are its children, so no pid check)."""
+    import subprocess
+
     for process in processes:
         if process.poll() is None:
             process.terminate()

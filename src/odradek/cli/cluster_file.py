@@ -14,13 +14,13 @@ writes to `<dir>/cluster.json` once the processes run, and what `status` and `do
 /proc/PID/cmdline still shows the `odradek serve` of that node's data dir, so a pid the kernel
 has since given to another program is never touched.
 
-Nothing here talks to a broker.
+Nothing here talks to a broker. `odradek.cli.main` imports this at every start, `serve`
+included, so json and subprocess are imported where they are used.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 import sys
@@ -102,6 +102,8 @@ def cluster_file_path(directory: Path) -> Path:
 def read_cluster_file(directory: Path) -> ClusterFile | None:
     """The cluster file in `directory`, or None when there is none; ClientError (exit 2)
     when it cannot be read."""
+    import json
+
     path = cluster_file_path(directory)
     try:
         text = path.read_text(encoding="utf-8")
@@ -119,6 +121,8 @@ def read_cluster_file(directory: Path) -> ClusterFile | None:
 
 def write_cluster_file(directory: Path, cluster: ClusterFile) -> Path:
     """Write the file atomically: a reader sees the old one or the whole new one."""
+    import json
+
     path = cluster_file_path(directory)
     partial = path.with_suffix(".json.partial")
     try:
