@@ -257,6 +257,26 @@ def test_up_on_a_running_dir_is_refused_and_kept_data_comes_back(cluster_dir: Pa
     assert not cluster_dir.exists()
 
 
+def test_down_kills_a_node_that_does_not_stop(cluster_dir: Path) -> None:
+    up(cluster_dir, "-n", "1")
+    (node,) = cluster_file(cluster_dir)["nodes"]
+    os.kill(node["pid"], signal.SIGSTOP)  # a stopped process leaves SIGTERM pending
+    try:
+        done = odradek(
+            "cluster", "down", "--dir", cluster_dir, "--timeout", "1", "--output", "json"
+        )
+    finally:
+        if serves(node["pid"], cluster_dir):
+            os.kill(node["pid"], signal.SIGCONT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "nodes": [{"node_id": 1, "pid": node["pid"], "outcome": "killed"}],
+        "data_removed": True,
+    }
+    assert not running(node["pid"])
+    assert not cluster_dir.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
