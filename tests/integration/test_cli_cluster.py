@@ -5,8 +5,9 @@ What a user would check: `up` prints a bootstrap that clients produce to and con
 writes a cluster file whose pids are running `odradek serve`; `status` (text and json) shows
 every node and one active controller; after SIGKILL of the quorum's leader, `status` shows a new
 leader, the dead node unreachable and behind in the quorum (while the live follower catches
-up, the control that lag is not always reported); `down` leaves no process and no data; a
-second `up` on a running dir is refused; bad arguments get one clear line and exit 2.
+up, the control that lag is not always reported); `down` leaves no process and no data, and
+SIGKILLs a node that does not stop; a second `up` on a running dir is refused, and one with a
+node that cannot start stops the others; bad arguments get one clear line and exit 2.
 
 Until brokers register with the controller, each node's Metadata lists only itself, so a
 client reaches every partition only through the node that leads the metadata quorum (the one
