@@ -338,3 +338,17 @@ def test_a_node_that_cannot_start_fails_up_and_stops_the_others(cluster_dir: Pat
     (foreign / "meta.properties").unlink()
     up(cluster_dir, "-n", "3")
     assert len(serving_in(cluster_dir)) == 3
+
+
+def test_status_of_any_bootstrap_without_a_cluster_file(broker: Any) -> None:
+    topic = unique_topic("status")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    done = odradek("cluster", "status", "--bootstrap-server", broker.bootstrap, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    (only,) = status["brokers"]
+    assert f"{only['host']}:{only['port']}" == broker.bootstrap
+    assert (only["state"], only["pid"], only["process"]) == ("alive", None, None)
+    assert status["active_controller"] == only["node_id"]
+    assert status["partitions"] >= 3
+    assert status["under_replicated_partitions"] == status["offline_partitions"] == []
