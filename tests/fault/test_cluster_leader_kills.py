@@ -308,3 +308,26 @@ def _high_watermark(bootstrap: str, partition: int) -> int:
     _, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, partition), timeout=10)
     consumer.close()
     return int(high)
+
+
+def test_a_rolling_restart_loses_nothing_and_fails_no_delivery(
+    unstarted_broker: Callable[..., Any],
+) -> None:
+    """SIGTERM each broker in turn (a controlled shutdown moves its leaderships first), start
+    it again and let it rejoin: the producer sees at most retriable errors, which it retries."""
+    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS, OVERRIDES)
+    bootstrap = ",".join(n.bootstrap for n in nodes.values())
+    create_topic(live_port(nodes), TOPIC, PARTITIONS, 3)
+    wait_full_isr(nodes, TOPIC, 3)
+    workload = Workload(bootstrap, "all")
+    workload.start()
+    wait_until(lambda: len(workload.acked) > 1000, "the producer under way")
+    for node in nodes.values():
+        assert node.stop() == 0
+        node.start()
+        wait_full_isr(nodes, TOPIC, 3)
+    workload.stop(drain_s=60)
+    final = read_everything(bootstrap)
+    assert workload.errors == []
+    assert workload.acked <= set(final)
+    assert len(final) == len(set(final))
