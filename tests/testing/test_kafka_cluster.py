@@ -12,14 +12,19 @@ gets them.
   and its leaderships move; resumed, it is listed again. Negative control: with a session
   longer than the pause, the paused broker stays listed, so the check sees fencing.
 - Teardown kills every process the cluster started, restarted and paused ones included.
+- The plan (no process): voters, roles, one cluster id, shared and per-node settings, the
+  replication defaults; bad shapes are refused. A port taken by another process between the
+  plan and the start: the cluster is planned again on other ports.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -172,3 +177,53 @@ def test_teardown_leaves_no_process(pytester: pytest.Pytester) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_plan_of_a_cluster(tmp_path: Path) -> None:
+    cluster = KafkaCluster(
+        tmp_path,
+        5,
+        controllers=3,
+        overrides={"num.partitions": 6},
+        node_overrides={2: {"broker.rack": "b", "num.partitions": 2}},
+    )
+    assert [b.roles for b in cluster.brokers.values()] == ["broker,controller"] * 3 + ["broker"] * 2
+    voters = cluster.controller_quorum_voters.split(",")
+    assert voters == [f"{i}@127.0.0.1:{cluster.brokers[i].port}" for i in (1, 2, 3)]
+    assert len({b.port for b in cluster.brokers.values()}) == 5
+    settings = {i: b.overrides for i, b in cluster.brokers.items()}
+    assert {s["cluster.id"] for s in settings.values()} == {cluster.cluster_id}
+    assert [s["node.id"] for s in settings.values()] == ["1", "2", "3", "4", "5"]
+    assert {s["controller.quorum.voters"] for s in settings.values()} == {
+        cluster.controller_quorum_voters
+    }
+    assert settings[1]["num.partitions"] == "6" and settings[2]["num.partitions"] == "2"
+    assert settings[2]["broker.rack"] == "b" and "broker.rack" not in settings[1]
+    for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+        assert settings[4][key] == "3"
+    assert settings[4]["min.insync.replicas"] == "2"
+    single = KafkaCluster(tmp_path / "one", 1).brokers[1].overrides
+    assert single["default.replication.factor"] == "1" and single["min.insync.replicas"] == "1"
+
+    for bad in (
+        {"nodes": 0},
+        {"controllers": [4]},
+        {"replication_factor": 4},
+        {"min_insync_replicas": 4},
+        {"node_overrides": {7: {}}},
+    ):
+        with pytest.raises(ValueError):
+            KafkaCluster(tmp_path / "bad", **bad)  # type: ignore[arg-type]
+
+
+def test_a_port_taken_before_the_start_is_replaced(tmp_path: Path) -> None:
+    cluster = KafkaCluster(tmp_path)
+    taken = cluster.brokers[2].port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with cluster:
+            assert taken not in {b.port for b in cluster.brokers.values()}
+            assert cluster.metadata(2).brokers == NODES
+        assert len(cluster.pids) == 6  # the first three were given up
+    assert not any(b.running for b in cluster.brokers.values())

@@ -19,13 +19,14 @@ by pid, paused ones included, and waits for each.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from odradek.testing.broker import ProcessBroker
+from odradek.testing.broker import BrokerError, ProcessBroker
 from odradek.testing.cluster_metadata import (
     MetadataView,
     NodeUnreachable,
@@ -122,7 +123,7 @@ class KafkaCluster:
         node_overrides: Mapping[int, Mapping[str, object]] | None = None,
         start_method: str | None = None,
     ) -> None:
-        from odradek.cli.cluster_file import new_cluster_id, pick_ports
+        from odradek.cli.cluster_file import new_cluster_id
 
         if nodes < 1:
             raise ValueError(f"a cluster has at least one node: {nodes}")
@@ -142,13 +143,15 @@ class KafkaCluster:
             raise ValueError(f"replication_factor must be 1..{nodes}: {self.replication_factor}")
         if min_insync_replicas is None:
             min_insync_replicas = 2 if self.replication_factor >= 2 else 1
+        if not 1 <= min_insync_replicas <= self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas must be 1..{self.replication_factor}: {min_insync_replicas}"
+            )
         self.min_insync_replicas = min_insync_replicas
         self.root = Path(root)
         self.cluster_id = new_cluster_id()
-        ports = dict(zip(ids, pick_ports(0, nodes), strict=True))
-        self.controller_quorum_voters = ",".join(f"{i}@127.0.0.1:{ports[i]}" for i in voters)
         factor = str(self.replication_factor)
-        shared: dict[str, object] = {
+        self._shared: dict[str, object] = {
             **CLUSTER_TEST_SETTINGS,
             "default.replication.factor": factor,
             "offsets.topic.replication.factor": factor,
@@ -157,35 +160,66 @@ class KafkaCluster:
             "transaction.state.log.min.isr": str(min_insync_replicas),
             **(overrides or {}),
         }
-        per_node = node_overrides or {}
-        unknown = set(per_node) - set(ids)
+        self._per_node = {i: dict(o) for i, o in (node_overrides or {}).items()}
+        unknown = set(self._per_node) - set(ids)
         if unknown:
             raise ValueError(f"node_overrides names nodes that are not in the cluster: {unknown}")
+        self._voters = voters
+        self._start_method = start_method
+        self._earlier_pids: set[int] = set()  # of a start that was given up (a port taken)
         self.brokers: dict[int, ClusterBroker] = {}
+        self.controller_quorum_voters = ""
+        self._plan(ids)
+
+    def _plan(self, ids: list[int]) -> None:
+        """A broker per node id, on ports free right now (each node is told every voter's)."""
+        from odradek.cli.cluster_file import pick_ports
+
+        ports = dict(zip(ids, pick_ports(0, len(ids)), strict=True))
+        self.controller_quorum_voters = ",".join(f"{i}@127.0.0.1:{ports[i]}" for i in self._voters)
+        self.brokers = {}
         for node_id in ids:
-            roles = "broker,controller" if node_id in voters else "broker"
+            roles = "broker,controller" if node_id in self._voters else "broker"
             self.brokers[node_id] = ClusterBroker(
                 node_id,
                 roles,
                 self.root / f"node-{node_id}",
                 {
-                    **shared,
-                    **per_node.get(node_id, {}),
+                    **self._shared,
+                    **self._per_node.get(node_id, {}),
                     "cluster.id": self.cluster_id,
                     "node.id": node_id,
                     "process.roles": roles,
                     "controller.quorum.voters": self.controller_quorum_voters,
                 },
                 port=ports[node_id],
-                start_method=start_method,
+                start_method=self._start_method,
             )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self, timeout_s: float = WAIT_TIMEOUT_S) -> KafkaCluster:
-        """Start every node at once; return when every node lists every broker."""
+        """Start every node at once; return when every node lists every broker.
+
+        The ports were free when chosen, but another process may bind one before its node
+        does: then the cluster is planned again on other ports, once."""
+        for attempt in (1, 2):
+            try:
+                self._each(lambda broker: broker.start(), self.brokers.values())
+            except BrokerError as exc:
+                self.close()
+                if attempt == 2 or "address already in use" not in str(exc).lower():
+                    raise
+                self._earlier_pids |= self.pids
+                for broker in self.brokers.values():
+                    shutil.rmtree(broker.data_dir, ignore_errors=True)
+                self._plan(sorted(self.brokers))
+                continue
+            except BaseException:
+                self.close()
+                raise
+            break
         try:
-            self._each(lambda broker: broker.start(), self.brokers.values())
             self.wait_for_brokers(set(self.brokers), timeout_s)
         except BaseException:
             self.close()
@@ -205,7 +239,7 @@ class KafkaCluster:
     @property
     def pids(self) -> set[int]:
         """Every process id this cluster has started, restarts included."""
-        return {pid for b in self.brokers.values() for pid in b.started_pids}
+        return self._earlier_pids | {pid for b in self.brokers.values() for pid in b.started_pids}
 
     def _each(
         self, action: Callable[[ClusterBroker], object], brokers: Iterable[ClusterBroker]
