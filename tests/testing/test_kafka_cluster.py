@@ -2,7 +2,7 @@
 gets them.
 
 - The fixture's nodes list each other on every node; a topic created without a replication
-  factor gets three replicas; `leader_of` / `isr_of` / `replicas_of` say what a client's
+  factor gets three replicas, and so does `__consumer_offsets`; `leader_of` / `isr_of` / `replicas_of` say what a client's
   Metadata says; a record produced with acks=all is read back.
 - `kafka_cluster_factory` makes other shapes: two nodes of which one is a controller get a
   replication factor of 2 and node 1 as the only possible active controller.
@@ -100,6 +100,8 @@ def test_three_nodes_list_each_other_and_replicate_by_default(kafka_cluster: Kaf
     assert sorted(read(cluster.bootstrap_servers, "orders", 30)) == sorted(
         b"v%d" % i for i in range(30)
     )
+    # the consumer's group created the offsets topic: three replicas as well
+    assert len(cluster.replicas_of("__consumer_offsets", 0)) == 3
 
 
 def test_the_factory_makes_other_shapes(
