@@ -165,6 +165,7 @@ class Node:
         if self.config["log.flush.scheduler.interval.ms"] < FLUSHER_NEVER_MS:
             self._flusher = loop.create_task(self._flush_periodically())
         self.log_cleaner.start()
+        self.replica_manager.start()  # replication: follower fetch loops, ISR shrink checks
 
     def raft_quorum(self) -> RaftQuorum | None:
         """The Raft quorum, when this node runs one (it names `controller.quorum.voters`)."""
@@ -313,6 +314,7 @@ class Node:
                 task.cancel()
         self.group_coordinator.stop()
         self.transaction_coordinator.stop()
+        await self.replica_manager.stop()  # replication: no more fetching or ISR proposals
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         # A cleaning in progress stops at its next batch (a moment's wait, not a whole
         # cleaning); its cleaned files are dropped.

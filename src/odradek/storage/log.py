@@ -438,6 +438,18 @@ class Log:
         with self._lock:
             return self.leader_epochs.end_offset_for(leader_epoch, self._log_end_offset)
 
+    @property
+    def latest_epoch(self) -> int:
+        """The leader epoch of the last batch (-1 when the log holds none with an epoch)."""
+        with self._lock:
+            return self.leader_epochs.latest_epoch
+
+    def assign_epoch_start_offset(self, leader_epoch: int, offset: int) -> None:
+        """A new leader's epoch starts at its log end (Kafka's maybeAssignEpochStartOffset),
+        so its epoch is known before its first append."""
+        with self._lock:
+            self.leader_epochs.assign(leader_epoch, offset)
+
     def _batches(
         self, start: int, chunk_bytes: int = 1 << 20
     ) -> Iterator[tuple[BatchHeader, memoryview]]:
