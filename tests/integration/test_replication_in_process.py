@@ -11,8 +11,13 @@ leader's ISR and high watermark, acks=all through confluent-kafka and kafka-pyth
 What a user would check: every acknowledged record can be consumed; every replica's log holds
 the same bytes up to the high watermark; with one follower stopped acks=all still succeeds;
 with two stopped (and fenced, as heartbeats would) acks=all fails with NOT_ENOUGH_REPLICAS;
-restarted followers catch up and rejoin the ISR. Negative control: the byte comparison sees a
-replica that holds only part of the log.
+restarted followers catch up and rejoin the ISR; after a power loss of both followers right
+after the last acknowledgement (in-memory disks that drop what was not fsync'd), each still
+holds every acknowledged byte. Negative controls: the byte comparison sees a replica that holds
+only part of the log; the power-loss check sees a follower that appended without an fsync; the
+consumers-see-only-committed check fails against a leader whose high watermark is its log end
+(tried, not committed), and the power-loss check fails without the follower's fsync before its
+next fetch (tried, not committed).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from kafka.errors import NotEnoughReplicasError
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
+from odradek.common.clock import SystemClock
 from odradek.common.config import BrokerConfig
 from odradek.common.errors import ErrorCode
 from odradek.metadata.alter_partition import AlterPartitionItem, IsrMember, alter_partition
@@ -51,6 +57,8 @@ from odradek.metadata.records import (
 from odradek.protocol.codec import Schema
 from odradek.protocol.records import encode_batch
 from odradek.server.node import Node
+from odradek.storage.fileio import FileIO, LossyFileIO
+from odradek.storage.log import Log, LogConfig
 from odradek.transport.client import NodeClient
 
 TOPIC = "replicated"
@@ -93,7 +101,7 @@ class Cluster:
 
     # --- nodes -------------------------------------------------------------------------------
 
-    def start(self, node_id: int) -> Node:
+    def start(self, node_id: int, fileio: FileIO | None = None) -> Node:
         config = BrokerConfig(
             {
                 "node.id": str(node_id),
@@ -104,7 +112,7 @@ class Cluster:
                 "replica.fetch.backoff.ms": "100",
             }
         )
-        node = Node(config)
+        node = Node(config, fileio=fileio)
         self.run(node.start())
         node.replica_manager.controller_channel = Channel(self, node_id)
         self.nodes[node_id] = node
@@ -225,20 +233,36 @@ class Channel:
         )
 
 
+TOPIC_RECORDS: list[MetadataRecord] = [
+    TopicRecord(TOPIC, TOPIC_ID),
+    PartitionRecord(0, TOPIC_ID, NODES, NODES, leader=1, leader_epoch=1),
+    ConfigRecord(RESOURCE_TOPIC, TOPIC, "min.insync.replicas", "2"),
+]
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Any:
     built = Cluster(tmp_path)
     try:
         for node_id in NODES:
             built.start(node_id)
-        built.publish(
-            [
-                TopicRecord(TOPIC, TOPIC_ID),
-                PartitionRecord(0, TOPIC_ID, NODES, NODES, leader=1, leader_epoch=1),
-                ConfigRecord(RESOURCE_TOPIC, TOPIC, "min.insync.replicas", "2"),
-            ]
-        )
+        built.publish(TOPIC_RECORDS)
         yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def lossy_cluster(tmp_path: Path) -> Any:
+    """Followers 2 and 3 on in-memory disks that lose what was not fsync'd on `crash()`."""
+    built = Cluster(tmp_path)
+    disks = {2: LossyFileIO(), 3: LossyFileIO()}
+    try:
+        built.start(1)
+        for node_id, disk in disks.items():
+            built.start(node_id, disk)
+        built.publish(TOPIC_RECORDS)
+        yield built, disks
     finally:
         built.close()
 
@@ -421,3 +445,44 @@ def test_only_the_leader_takes_produce_and_consumer_fetches(cluster: Cluster) ->
     assert codes(2) == (not_leader, not_leader)
     assert codes(3) == (not_leader, not_leader)
     assert codes(1) == (0, 0)  # control: the leader takes both
+
+
+def surviving_bytes(cluster: Cluster, disk: LossyFileIO, node_id: int, end: int) -> bytes:
+    """What a replica's log holds below `end` when opened from its disk after a crash."""
+    directory = cluster.root / f"node{node_id}" / f"{TOPIC}-0"
+    log = Log.open(directory, LogConfig(), fileio=disk, clock=SystemClock())
+    try:
+        return bytes(log.read(0, 1 << 30, max_offset=end).records)
+    finally:
+        log.close(flush=False)
+
+
+def test_acknowledged_records_survive_power_loss_of_every_follower(lossy_cluster: Any) -> None:
+    cluster, disks = lossy_cluster
+    bootstrap = f"127.0.0.1:{cluster.nodes[1].bound_port}"
+    values = [f"durable-{i}".encode() for i in range(200)]
+    for start in range(0, len(values), 50):
+        chunk = values[start : start + 50]
+        assert produce_all(bootstrap, chunk) == [None] * len(chunk)
+    acknowledged = cluster.call(lambda: cluster.partition(1).high_watermark)
+    assert acknowledged == len(values)
+    expected = cluster.log_bytes(1, acknowledged)
+
+    async def power_loss() -> None:
+        for node_id, disk in disks.items():
+            disk.crash()  # both followers at once, right after the last acknowledgement
+            await cluster.nodes[node_id].replica_manager.stop()
+
+    cluster.run(power_loss())
+    for node_id, disk in disks.items():
+        assert surviving_bytes(cluster, disk, node_id, acknowledged) == expected, node_id
+
+    # negative control: a follower that appended the same batches without an fsync loses them
+    unsynced = LossyFileIO()
+    directory = cluster.root / "unsynced" / f"{TOPIC}-0"
+    unsynced.mkdir(directory.parent)
+    log = Log.open(directory, LogConfig(), fileio=unsynced, clock=SystemClock())
+    log.append_as_follower(expected)
+    unsynced.crash()
+    reopened = Log.open(directory, LogConfig(), fileio=unsynced, clock=SystemClock())
+    assert bytes(reopened.read(0, 1 << 30, max_offset=acknowledged).records) != expected

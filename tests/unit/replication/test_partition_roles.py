@@ -200,3 +200,19 @@ def test_losing_the_leadership_fails_acks_all_waits() -> None:
         return raised.value.code
 
     assert asyncio.run(run()) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
+def test_coordinator_records_wait_for_the_followers_too() -> None:
+    async def run() -> tuple[bool, bool]:
+        p = new_partition(FakeClock(), replicas=(1, 2), isr=(1, 2))
+        p.become_leader(1, 0, (1, 2), (1, 2))
+        result, durable = p.append_coordinator_records([(b"k", b"v")], timestamp_ms=1_000)
+        waiter = asyncio.ensure_future(durable)
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        before = waiter.done()
+        p.read_for_replica(2, result.last_offset + 1, 1, 1, 0, 1 << 20, True)
+        await asyncio.wait_for(waiter, 5)
+        return before, waiter.done()
+
+    assert asyncio.run(run()) == (False, True)
