@@ -136,7 +136,10 @@ class Partition:
         partition epoch: an ISR or assignment change)."""
         now_ms = self.log.clock.monotonic_ms()
         new_epoch = not self.is_leader or leader_epoch != self.leader_epoch
-        if new_epoch and not self.alone:
+        if self.alone:
+            # a leader alone had its high watermark at its log end: keep it if followers come
+            self._high_watermark = self.log.log_end_offset
+        elif new_epoch:
             # leaving the follower role: its high watermark is what this leader starts from
             self._high_watermark = min(self._high_watermark, self.log.log_end_offset)
         self.leader_id = self.node_id

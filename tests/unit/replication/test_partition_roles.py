@@ -56,6 +56,14 @@ def test_a_leader_alone_has_its_high_watermark_at_its_log_end() -> None:
     assert p.high_watermark == 3
 
 
+def test_a_leader_alone_that_gets_followers_keeps_its_high_watermark() -> None:
+    p = new_partition(FakeClock(), replicas=(1,), isr=(1,))
+    p.become_leader(0, 0, (1,), (1,))
+    p.append(batch(3))
+    p.become_leader(0, 1, (1, 2), (1,))
+    assert p.high_watermark == 3
+
+
 def test_the_high_watermark_waits_for_every_isr_follower() -> None:
     clock = FakeClock()
     p = new_partition(clock)
