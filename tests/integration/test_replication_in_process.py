@@ -51,6 +51,7 @@ from odradek.metadata.records import (
     FenceBrokerRecord,
     MetadataRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RegisterBrokerRecord,
     TopicRecord,
 )
@@ -114,9 +115,17 @@ class Cluster:
         )
         node = Node(config, fileio=fileio)
         self.run(node.start())
+        epoch_base = (self.epochs.get(node_id, 0) + 1) * 1_000_000
         node.replica_manager.controller_channel = Channel(self, node_id)
         self.nodes[node_id] = node
         self.call(lambda: self._catch_up(node))
+        # Producer ids come from each node's own metadata here (in a real cluster, blocks from
+        # the controller): disjoint ranges, as clients ask any broker for one.
+        self.call(
+            lambda: self._apply_to(
+                node, [ProducerIdsRecord(node_id, -1, node_id * 1_000_000_000 + epoch_base)]
+            )
+        )
         epoch = self.epochs.get(node_id, 0) + 1
         self.epochs[node_id] = epoch
         self.publish(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from odradek import __version__
 from odradek.cli import (
+    cluster,
     completion,
     configs,
     consume,
@@ -29,6 +30,7 @@ COMMANDS = (
     groups,
     transactions,
     metadata_quorum,
+    cluster,
     configs,
     perf,
     dump_log,

@@ -53,7 +53,7 @@ EXAMPLES = """examples:
 """
 
 
-def _describe_at_leader(servers: str, timeout_s: float) -> Any:
+def describe_at_leader(servers: str, timeout_s: float) -> Any:
     """The DescribeQuorum answer of the first bootstrap server that leads the quorum."""
     refused: list[str] = []
     for host, port in parse_bootstrap(servers):
@@ -164,7 +164,7 @@ def replication(partition: Any) -> list[dict[str, Any]]:
 def cmd_describe(args: argparse.Namespace) -> int:
     config = client_config(args)
     check_plaintext(config)
-    partition = _describe_at_leader(config["bootstrap.servers"], args.timeout)
+    partition = describe_at_leader(config["bootstrap.servers"], args.timeout)
     if args.replication:
         rows = replication(partition)
         if args.output == "json":

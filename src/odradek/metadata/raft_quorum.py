@@ -43,6 +43,7 @@ from odradek.metadata.raft.messages import (
     StateChanged,
     StateName,
 )
+from odradek.metadata.raft.state import LeaderState
 from odradek.metadata.records import (
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
@@ -137,6 +138,10 @@ class RaftQuorum:
         self.listener: Callable[[MetadataImage, Sequence[MetadataRecord] | None], None] | None = (
             None
         )
+        # Called with True when this node becomes the active controller and has applied every
+        # record of the epochs before its own, with False when it stops being it.
+        self.leadership_listener: Callable[[bool], None] | None = None
+        self._controller_ready = False
         self._snapshot_bytes = snapshot_bytes
         self._bytes_since_snapshot = 0
         self._applied_offset = 0
@@ -161,6 +166,23 @@ class RaftQuorum:
     @property
     def is_active_controller(self) -> bool:
         return self._state.state == StateName.LEADER
+
+    @property
+    def controller_ready(self) -> bool:
+        """Active, and the image holds everything committed before this leadership (its
+        LeaderChange batch has been committed): what the controller decides on is current."""
+        return self._controller_ready
+
+    @property
+    def applied_offset(self) -> int:
+        """The end of what the image holds: records below this offset have been applied."""
+        return self._applied_offset
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next appended record gets (the leader's log end)."""
+        core = self.driver.core
+        return core.log.end_offset if core is not None else 0
 
     @property
     def leader_id(self) -> int:
@@ -258,6 +280,7 @@ class RaftQuorum:
             self._ready.set()
         if applied:
             self._notify_listener(applied)
+        self._check_controller_ready()
         if self._bytes_since_snapshot >= self._snapshot_bytes:
             self._bytes_since_snapshot = 0
             payload = encode_snapshot(self.image)
@@ -296,6 +319,25 @@ class RaftQuorum:
             state.state != StateName.LEADER or state.epoch != previous.epoch
         ):
             self._fail_pending(f"node {self.config.node_id} lost the leadership")
+        self._check_controller_ready()
+
+    def _check_controller_ready(self) -> None:
+        core = self.driver.core
+        ready = (
+            core is not None
+            and isinstance(core.state, LeaderState)
+            and core.state.epoch == self._state.epoch
+            and self._state.state == StateName.LEADER
+            and self._applied_offset > core.state.epoch_start_offset
+        )
+        if ready == self._controller_ready:
+            return
+        self._controller_ready = ready
+        if self.leadership_listener is not None:
+            try:
+                self.leadership_listener(ready)
+            except Exception:
+                logger.exception("the controller's leadership listener failed")
 
     def _on_flush_error(self, error: Exception) -> None:
         # The records of pending commits may never become durable here: their callers hear

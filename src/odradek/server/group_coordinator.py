@@ -135,7 +135,7 @@ async def ensure_offsets_topic(node: Node, runtime: GroupCoordinatorRuntime) -> 
     if node.image.topic(OFFSETS_TOPIC) is not None:
         return
     config = node.config
-    replication = min(config["offsets.topic.replication.factor"], len(node.controller.broker_ids))
+    replication = min(config["offsets.topic.replication.factor"], node.broker_count())
     outcome = await node.create_topics(
         [
             NewTopic(

@@ -26,7 +26,8 @@ from odradek.protocol.codec import (
 )
 from odradek.protocol.framing import FrameDecoder, FramingError
 from odradek.server.context import RequestContext
-from odradek.server.registry import HANDLERS, NO_RESPONSE, CloseConnection
+from odradek.server.forwarding import FORWARDED, forward
+from odradek.server.registry import HANDLERS, NO_RESPONSE, CloseConnection, HandlerSpec
 
 if TYPE_CHECKING:
     from odradek.server.node import Node
@@ -133,10 +134,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
             from odradek.server.fault_hook import intercept
 
             async def respond() -> bytes | list[bytes] | None:
-                return _encode(context, await spec.func(context, request))
+                return _encode(context, await self._handle(spec, context, request))
 
             return await intercept(self.node.faults, context, request, respond)
-        return _encode(context, await spec.func(context, request))
+        return _encode(context, await self._handle(spec, context, request))
+
+    async def _handle(self, spec: HandlerSpec, context: RequestContext, request: Any) -> Any:
+        if spec.api_key in FORWARDED and not self.node.is_controller_here():
+            return await forward(
+                self.node, spec.api_key, request, lambda: spec.func(context, request)
+            )
+        return await spec.func(context, request)
 
     async def _write_responses(self) -> None:
         while not self._closed:

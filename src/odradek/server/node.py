@@ -34,6 +34,7 @@ from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
 from odradek.server import group_coordinator, transaction_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
+from odradek.server.cluster_control import ClusterControl
 from odradek.server.network import KafkaConnection
 from odradek.server.producer_ids import ProducerIdGenerator
 from odradek.storage.checkpoints import random_uuid, read_meta_properties, uuid_to_string
@@ -45,12 +46,15 @@ from odradek.storage.log_manager import LogManager
 
 if TYPE_CHECKING:
     from odradek.metadata.raft_quorum import RaftQuorum
+    from odradek.server.broker_lifecycle import BrokerLifecycle
+    from odradek.server.controller_channel import ControllerChannel
     from odradek.server.faults import FaultEngine
     from odradek.transport.client import TransportClient
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_MS = 60_000
+CONTROLLED_SHUTDOWN_TIMEOUT_S = 10.0
 FLUSHER_NEVER_MS = 86_400_000  # a scheduler interval of a day or more: no time-based flush
 
 
@@ -96,6 +100,12 @@ class Node:
         )
         self.quorum: SingleNodeQuorum | RaftQuorum | None = None
         self._quorum_network: TransportClient | None = None
+        # With a Raft quorum: the line to the active controller, the controller duties this
+        # node takes on when it is that controller, and (a broker) its registration.
+        self.cluster_control = ClusterControl(self)
+        self.controller_channel: ControllerChannel | None = None
+        self.lifecycle: BrokerLifecycle | None = None
+        self._image_changed: asyncio.Event | None = None
         self._followed_image: MetadataImage | None = None  # the last image applied below
         self.group_coordinator = GroupCoordinatorRuntime(
             group_coordinator.new_coordinator(self),
@@ -144,7 +154,12 @@ class Node:
         self.log_manager.ensure_meta_properties(self.node_id, self.cluster_id)
         self.log_manager.load()
         self.quorum = self._new_quorum()
+        self.replica_manager.controller_channel = self.controller_channel  # replication: ISR
+        self._image_changed = asyncio.Event()
         self.quorum.load()
+        raft = self.raft_quorum()
+        if raft is not None:
+            raft.leadership_listener = self.cluster_control.on_leadership
         await self.quorum.start()
         self.quorum.listener = self._follow_image
         self._install_dynamic_configs(self.image)
@@ -166,6 +181,8 @@ class Node:
             self._flusher = loop.create_task(self._flush_periodically())
         self.log_cleaner.start()
         self.replica_manager.start()  # replication: follower fetch loops, ISR shrink checks
+        if self.lifecycle is not None:
+            self.lifecycle.start()
 
     def raft_quorum(self) -> RaftQuorum | None:
         """The Raft quorum, when this node runs one (it names `controller.quorum.voters`)."""
@@ -179,6 +196,35 @@ class Node:
             return self.quorum.end_offset
         quorum = self.raft_quorum()
         return quorum.high_watermark if quorum is not None else 0
+
+    def metadata_applied_offset(self) -> int:
+        """The offset of the last metadata record the image holds (-1: none)."""
+        if isinstance(self.quorum, SingleNodeQuorum):
+            return self.quorum.end_offset - 1
+        quorum = self.raft_quorum()
+        return quorum.applied_offset - 1 if quorum is not None else -1
+
+    def is_controller_here(self) -> bool:
+        """Metadata changes may be decided here: this node keeps the metadata log alone, or
+        is the active controller of its quorum and has applied everything before it."""
+        quorum = self.raft_quorum()
+        return quorum is None or quorum.controller_ready
+
+    async def wait_for_image(self, done: Callable[[MetadataImage], bool], timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until the image satisfies `done`; whether it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not done(self.image):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._image_changed is None:
+                return False
+            self._image_changed.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._image_changed.wait()
+            except TimeoutError:
+                return done(self.image)
+        return True
 
     def _new_quorum(self) -> SingleNodeQuorum | RaftQuorum:
         config = self.config
@@ -215,6 +261,12 @@ class Node:
             for node_id, endpoint in voters.items()
             if endpoint is not None and node_id != self.node_id
         }
+        from odradek.server.broker_lifecycle import BrokerLifecycle
+        from odradek.server.controller_channel import ControllerChannel
+
+        self.controller_channel = ControllerChannel(self, endpoints)
+        if "broker" in roles:
+            self.lifecycle = BrokerLifecycle(self, self.controller_channel)
         network: RaftNetwork = NoNetwork()
         if endpoints:
             self._quorum_network = TransportClient(
@@ -243,6 +295,8 @@ class Node:
         if configs_changed:
             self._refresh_log_configs(image)
         self._followed_image = image
+        if self._image_changed is not None:
+            self._image_changed.set()
 
     def _high_watermark(self, topic_partition: tuple[str, int], log: Log) -> int:
         """For the log cleaner (on its thread): what it may clean stays below this."""
@@ -303,6 +357,11 @@ class Node:
                 partition.maybe_flush(now_ms)
 
     async def stop(self) -> None:
+        if self.lifecycle is not None:
+            if self._others_can_lead():
+                await self.lifecycle.shut_down(CONTROLLED_SHUTDOWN_TIMEOUT_S)
+            self.lifecycle.stop()
+        self.cluster_control.stop()
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
@@ -326,7 +385,21 @@ class Node:
                 logger.exception("closing the metadata log failed")
         if self._quorum_network is not None:
             await self._quorum_network.close()
+        if self.controller_channel is not None:
+            await self.controller_channel.close()
         self.log_manager.close()
+
+    def broker_count(self) -> int:
+        """How many brokers the cluster has: the registered ones (fenced included), or this
+        node before any has registered. Internal topics get at most this replication factor."""
+        return len(self.image.brokers) or len(self.controller.broker_ids)
+
+    def _others_can_lead(self) -> bool:
+        """Another active broker is registered: a controlled shutdown can move leaderships."""
+        if self.quorum is None:
+            return False
+        image = self.image
+        return any(b != self.node_id and image.is_active(b) for b in image.brokers)
 
     async def groups(self) -> GroupCoordinatorRuntime:
         """The group coordinator, once `__consumer_offsets` exists (created on first use)."""
@@ -411,6 +484,21 @@ class Node:
         *,
         validate_only: bool = False,
         ignore_existing: bool = False,
+    ) -> dict[str, CreatedTopic | KafkaError]:
+        if not self.is_controller_here():
+            from odradek.server.forwarding import create_topics_at_controller
+
+            return await create_topics_at_controller(
+                self,
+                topics,
+                validate_only=validate_only,
+                ignore_existing=ignore_existing,
+                local=lambda: self._create_topics_here(topics, validate_only, ignore_existing),
+            )
+        return await self._create_topics_here(topics, validate_only, ignore_existing)
+
+    async def _create_topics_here(
+        self, topics: list[NewTopic], validate_only: bool, ignore_existing: bool
     ) -> dict[str, CreatedTopic | KafkaError]:
         assert self.quorum is not None
         outcomes: dict[str, CreatedTopic | KafkaError] = {}

@@ -1,5 +1,6 @@
 """This broker's block of producer ids (see metadata/producer_ids.py): ids are given out one
-at a time, and a new block is committed to the metadata log when the current one runs out."""
+at a time, and a new block is committed to the metadata log when the current one runs out (by
+the active controller, asked with AllocateProducerIds, when the node runs a quorum)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,19 @@ class ProducerIdGenerator:
         while self._next >= self._end:
             async with self._lock:
                 if self._next >= self._end:
-                    first = self.node.image.next_producer_id
-                    record = allocate_block(self.node.image, self.node.node_id, 0)
-                    await self.node.commit([record])
-                    self._next, self._end = first, record.next_producer_id
+                    self._next, self._end = await self._new_block()
+
+    async def _new_block(self) -> tuple[int, int]:
+        """[first, end) of a block committed for this broker: by the active controller when
+        the node runs a quorum (AllocateProducerIds), else written here."""
+        channel = self.node.controller_channel
+        if channel is not None:
+            first, length = await channel.allocate_producer_ids()
+            return first, first + length
+        first = self.node.image.next_producer_id
+        record = allocate_block(self.node.image, self.node.node_id, 0)
+        await self.node.commit([record])
+        return first, record.next_producer_id
 
     def take(self) -> int:
         """The next id of the current block; COORDINATOR_LOAD_IN_PROGRESS (retriable, as

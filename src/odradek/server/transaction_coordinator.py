@@ -159,9 +159,7 @@ async def ensure_transaction_topic(node: Node, runtime: TransactionCoordinatorRu
 
 async def _create_transaction_topic(node: Node) -> None:
     config = node.config
-    replication = min(
-        config["transaction.state.log.replication.factor"], len(node.controller.broker_ids)
-    )
+    replication = min(config["transaction.state.log.replication.factor"], node.broker_count())
     outcome = await node.create_topics(
         [
             NewTopic(

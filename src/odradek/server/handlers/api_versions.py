@@ -32,7 +32,16 @@ FEATURES = {"transaction.version": (0, 2)}
 # Served only by a node that runs a Raft quorum (one that names controller.quorum.voters); as a
 # Kafka broker listener does not list controller APIs, a node without one does not list them.
 QUORUM_ONLY = frozenset(
-    {ApiKey.VOTE, ApiKey.BEGIN_QUORUM_EPOCH, ApiKey.END_QUORUM_EPOCH, ApiKey.FETCH_SNAPSHOT}
+    {
+        ApiKey.VOTE,
+        ApiKey.BEGIN_QUORUM_EPOCH,
+        ApiKey.END_QUORUM_EPOCH,
+        ApiKey.FETCH_SNAPSHOT,
+        ApiKey.ALTER_PARTITION,
+        ApiKey.BROKER_REGISTRATION,
+        ApiKey.BROKER_HEARTBEAT,
+        ApiKey.ALLOCATE_PRODUCER_IDS,
+    }
 )
 
 

@@ -16,6 +16,7 @@ from odradek.metadata.controller import INTERNAL_TOPICS, NewTopic, validate_topi
 from odradek.metadata.image import TopicImage
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import Schema, response_schema
+from odradek.server.cluster_view import controller_id, live_brokers
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
 
@@ -26,16 +27,20 @@ NOT_REQUESTED = -2147483648
 NULL_TOPIC_ID = bytes(16)
 
 
-def _topic_entry(schema: Schema, topic: TopicImage, include_operations: bool) -> Any:
+def _topic_entry(
+    schema: Schema, topic: TopicImage, include_operations: bool, live: frozenset[int]
+) -> Any:
+    """A partition whose leader is not a live broker is LEADER_NOT_AVAILABLE (retriable: the
+    controller is electing one); replicas on brokers that are not live are offline."""
     partitions = tuple(
         schema.MetadataResponsePartition(
-            error_code=ErrorCode.NONE,
+            error_code=ErrorCode.NONE if p.leader in live else ErrorCode.LEADER_NOT_AVAILABLE,
             partition_index=p.partition_id,
-            leader_id=p.leader,
+            leader_id=p.leader if p.leader in live else -1,
             leader_epoch=p.leader_epoch,
             replica_nodes=p.replicas,
             isr_nodes=p.isr,
-            offline_replicas=(),
+            offline_replicas=tuple(r for r in p.replicas if r not in live),
         )
         for p in sorted(topic.partitions.values(), key=lambda p: p.partition_id)
     )
@@ -69,6 +74,8 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     include_cluster_ops = bool(getattr(request, "include_cluster_authorized_operations", False))
     allow_auto_create = bool(getattr(request, "allow_auto_topic_creation", True))
 
+    brokers = live_brokers(node)
+    live = frozenset(b.broker_id for b in brokers)
     wanted = request.topics
     if version == 0 and wanted == ():
         wanted = None  # v0: an empty list means every topic
@@ -76,7 +83,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     if wanted is None:
         image = node.image
         entries = [
-            _topic_entry(schema, topic, include_operations)
+            _topic_entry(schema, topic, include_operations, live)
             for topic in sorted(image.topics.values(), key=lambda t: t.name)
         ]
     else:
@@ -118,17 +125,18 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                         code = ErrorCode.INVALID_TOPIC_EXCEPTION
                     entries.append(_error_entry(schema, name, NULL_TOPIC_ID, code))
                     continue
-            entries.append(_topic_entry(schema, found, include_operations))
+            entries.append(_topic_entry(schema, found, include_operations, live))
 
-    host, port = node.advertised_endpoint
-    brokers = (
-        schema.MetadataResponseBroker(node_id=node.node_id, host=host, port=port, rack=None),
-    )
     return schema.MetadataResponse(
         throttle_time=0,
-        brokers=brokers,
+        brokers=tuple(
+            schema.MetadataResponseBroker(
+                node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack
+            )
+            for b in brokers
+        ),
         cluster_id=node.cluster_id,
-        controller_id=node.node_id,
+        controller_id=controller_id(node, brokers),
         topics=tuple(entries),
         cluster_authorized_operations=CLUSTER_OPERATIONS if include_cluster_ops else NOT_REQUESTED,
     )
