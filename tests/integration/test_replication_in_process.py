@@ -1,12 +1,13 @@
 """Partition replication between three brokers in one process, over real sockets and files.
 
-Broker registration and the controller's AlterPartition handler are not on this branch, so
-the metadata is built by hand: every node gets the same records (brokers registered with
-their listeners, one topic with replicas 1, 2, 3 led by 1, min.insync.replicas 2), and a stand-in
-controller channel runs the real AlterPartition core (metadata/alter_partition.py) against the
-shared image and hands the resulting records to every node, as the metadata log would.
-Everything else is the real thing: the follower fetch loops, Fetch v15 between the nodes, the
-leader's ISR and high watermark, acks=all through confluent-kafka and kafka-python.
+The metadata is built by hand (test_replication_cluster.py runs the real controller across
+processes): every node gets the same records (brokers registered with their listeners, one
+topic with replicas 1, 2, 3 led by 1, min.insync.replicas 2), and a stand-in controller channel
+runs the real AlterPartition core (metadata/alter_partition.py) against the shared image and
+hands the resulting records to every node, as the metadata log would. That lets the followers
+run on in-memory disks that lose what was not fsync'd. Everything else is the real thing: the
+follower fetch loops, Fetch v15 between the nodes, the leader's ISR and high watermark, acks=all
+through confluent-kafka and kafka-python.
 
 What a user would check: every acknowledged record can be consumed; every replica's log holds
 the same bytes up to the high watermark; with one follower stopped acks=all still succeeds;
