@@ -110,52 +110,72 @@ class SourceFetcher:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            sent = dict(self.partitions)
-            epochs = {key: p.leader_epoch for key, p in sent.items()}
-            request = self._build(schema, sent)
             try:
-                response = await self._client.send(
-                    request,
-                    timeout_ms=self.config.request_timeout_ms + self.config.wait_max_ms,
-                )
-            except TransportError as exc:
-                logger.info("%s fetch failed: %s", self._prefix, exc)
-                await asyncio.sleep(backoff_s)
-                continue
-            if int(response.error_code) != ErrorCode.NONE:
-                logger.info("%s fetch error %d", self._prefix, int(response.error_code))
-                await asyncio.sleep(backoff_s)
-                continue
-            appended: list[Partition] = []
-            failed = False
-            for topic in response.responses:
-                topic_id = topic.topic_id.bytes
-                for data in topic.partitions:
-                    key = (topic_id, int(data.partition_index))
-                    partition = self.partitions.get(key)
-                    if (
-                        partition is None
-                        or partition is not sent.get(key)
-                        or partition.leader_epoch != epochs[key]
-                        or partition.leader_id != self.leader_id
-                    ):
-                        continue  # the image moved on while this fetch was out
-                    try:
-                        if self._apply(partition, data):
-                            appended.append(partition)
-                    except KafkaError as exc:
-                        logger.warning("%s %s: %s", self._prefix, partition.log, exc)
-                        failed = True
-                    except ReplicationError as exc:
-                        logger.info("%s %s: %s", self._prefix, partition.log, exc)
-                        failed = True
-            if appended:
-                # what was appended is on disk before the next fetch reports it
-                await asyncio.gather(
-                    *(p.group_commit.wait_flushed(p.log.log_end_offset) for p in appended)
-                )
+                failed = await self._fetch_once(schema)
+            except Exception:  # a bug or a failing disk must not end the loop
+                logger.exception("%s fetch round failed", self._prefix)
+                failed = True
             if failed:
                 await asyncio.sleep(backoff_s)
+
+    async def _fetch_once(self, schema: Any) -> bool:
+        """One fetch and what it brought; True when the next one should wait a backoff."""
+        sent = dict(self.partitions)
+        epochs = {key: p.leader_epoch for key, p in sent.items()}
+        request = self._build(schema, sent)
+        try:
+            response = await self._client.send(
+                request,
+                timeout_ms=self.config.request_timeout_ms + self.config.wait_max_ms,
+            )
+        except TransportError as exc:
+            logger.info("%s fetch failed: %s", self._prefix, exc)
+            return True
+        if int(response.error_code) != ErrorCode.NONE:
+            logger.info("%s fetch error %d", self._prefix, int(response.error_code))
+            return True
+        appended: list[Partition] = []
+        failed = False
+        for topic in response.responses:
+            topic_id = topic.topic_id.bytes
+            for data in topic.partitions:
+                key = (topic_id, int(data.partition_index))
+                partition = self.partitions.get(key)
+                if (
+                    partition is None
+                    or partition is not sent.get(key)
+                    or partition.leader_epoch != epochs[key]
+                    or partition.leader_id != self.leader_id
+                ):
+                    continue  # the image moved on while this fetch was out
+                try:
+                    if self._apply(partition, data):
+                        appended.append(partition)
+                except KafkaError as exc:
+                    logger.warning("%s %s: %s", self._prefix, partition.log, exc)
+                    failed = True
+                except ReplicationError as exc:
+                    logger.info("%s %s: %s", self._prefix, partition.log, exc)
+                    failed = True
+                except Exception:  # a failing disk: the others' appends still get fsync'd
+                    logger.exception("%s %s: append failed", self._prefix, partition.log)
+                    failed = True
+        if appended:
+            # what was appended is on disk before the next fetch reports it
+            outcomes = await asyncio.gather(
+                *(p.group_commit.wait_flushed(p.log.log_end_offset) for p in appended),
+                return_exceptions=True,
+            )
+            for partition, outcome in zip(appended, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    # never report an offset that is not durable: stop fetching it until the
+                    # next image (its log dir is offline now)
+                    logger.error("%s %s: fsync failed: %s", self._prefix, partition.log, outcome)
+                    self.partitions = {
+                        k: p for k, p in self.partitions.items() if p is not partition
+                    }
+                    failed = True
+        return failed
 
     def _build(self, schema: Any, partitions: Mapping[_Key, Partition]) -> Any:
         config = self.config
