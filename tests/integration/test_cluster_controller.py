@@ -20,157 +20,24 @@ killed broker stays listed, so the checks see fencing and not something else.
 from __future__ import annotations
 
 import datetime
-import socket
-import struct
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from odradek.transport.client import decode_response, encode_request
-
-VOTERS = (1, 2, 3)
-SESSION_TIMEOUT_MS = 1500
-CLUSTER_ID = "controller-test-cluster-000"
-TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def raw(port: int, request: Any) -> Any:
-    """One kio request over a plain socket; its kio response."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(encode_request(request, 11, "controller-test"))
-        size = struct.unpack(">i", _read(sock, 4))[0]
-        _, response = decode_response(request.__api_key__, request.__version__, _read(sock, size))
-    return response
-
-
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def metadata(port: int) -> Any:
-    from kio.schema.metadata.v12.request import MetadataRequest
-
-    return raw(
-        port,
-        MetadataRequest(
-            topics=None,
-            allow_auto_topic_creation=False,
-            include_topic_authorized_operations=False,
-        ),
-    )
-
-
-def listed_brokers(port: int) -> set[int]:
-    try:
-        return {int(b.node_id) for b in metadata(port).brokers}
-    except OSError:
-        return set()
-
-
-def partitions_of(port: int, topic: str) -> dict[int, Any]:
-    for t in metadata(port).topics:
-        if t.name == topic:
-            return {int(p.partition_index): p for p in t.partitions}
-    return {}
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def active_controller(nodes: dict[int, Any]) -> int:
-    from odradek.metadata.raft import wire
-    from odradek.metadata.raft.messages import DescribeQuorumRequest
-
-    for node in nodes.values():
-        if not node.running:
-            continue
-        try:
-            answer = raw(node.port, wire.to_kio(DescribeQuorumRequest(), 1))
-        except OSError:
-            continue
-        if answer.error_code == 0 and answer.topics[0].partitions[0].error_code == 0:
-            return int(answer.topics[0].partitions[0].leader_id)
-    return -1
-
-
-def start_cluster(make: Callable[..., Any], session_timeout_ms: int) -> dict[int, Any]:
-    ports = {node_id: free_port() for node_id in VOTERS}
-    voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in ports.items())
-    nodes = {
-        node_id: make(
-            {
-                "cluster.id": CLUSTER_ID,
-                "node.id": node_id,
-                "controller.quorum.voters": voters,
-                "controller.quorum.election.timeout.ms": 500,
-                "controller.quorum.fetch.timeout.ms": 1000,
-                "broker.session.timeout.ms": session_timeout_ms,
-                "broker.heartbeat.interval.ms": 200,
-                "auto.create.topics.enable": "false",
-            },
-            port=port,
-        )
-        for node_id, port in ports.items()
-    }
-    for node in nodes.values():
-        node.start()
-    wait_until(
-        lambda: all(listed_brokers(n.port) == set(VOTERS) for n in nodes.values()),
-        "every broker registered and unfenced",
-    )
-    return nodes
-
-
-def create_topic(port: int, name: str, partitions: int, replication: int) -> None:
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
-    future = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication)],
-        request_timeout=15,
-    )[name]
-    future.result(timeout=20)
-
-
-def create_topic_raw(port: int, name: str, partitions: int, replication: int) -> int:
-    from kio.schema.create_topics.v7 import request as kio
-
-    answer = raw(
-        port,
-        kio.CreateTopicsRequest(
-            topics=(
-                kio.CreatableTopic(
-                    name=name,  # type: ignore[arg-type]
-                    num_partitions=partitions,  # type: ignore[arg-type]
-                    replication_factor=replication,  # type: ignore[arg-type]
-                    assignments=(),
-                    configs=(),
-                ),
-            ),
-            timeout=datetime.timedelta(seconds=15),
-        ),
-    )
-    return int(answer.topics[0].error_code)
+from cluster_helpers import (
+    CLUSTER_ID,
+    SESSION_TIMEOUT_MS,
+    VOTERS,
+    active_controller,
+    create_topic,
+    create_topic_raw,
+    listed_brokers,
+    partitions_of,
+    raw,
+    start_cluster,
+    wait_until,
+)
 
 
 def test_brokers_register_fence_and_come_back(unstarted_broker: Callable[..., Any]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -44,6 +44,11 @@ class Timers(Generic[K]):
 
     def cancel(self, key: K) -> None:
         self._deadlines.pop(key, None)
+
+    def cancel_where(self, matches: Callable[[K], bool]) -> None:
+        """Cancel every key for which `matches` is true."""
+        for key in [k for k in self._deadlines if matches(k)]:
+            del self._deadlines[key]
 
     def next_deadline(self) -> int | None:
         self._drop_stale()

@@ -10,6 +10,11 @@ The core (`group/coordinator.py`) never awaits. After each call into it the runt
 Delayed responses (JoinGroup waits for the rebalance, SyncGroup for the leader) are futures
 that the core's `respond` callbacks complete. A client that disconnects cancels its future; a
 late callback on a cancelled future is ignored.
+
+Ownership: the runtime serves the groups of the `__consumer_offsets` partitions this broker
+leads (`owned`); a request for any other group is NOT_COORDINATOR, so the client looks the
+coordinator up again. When leadership moves, `set_owned` forgets the groups of the partitions
+lost (their waiting requests are answered NOT_COORDINATOR) and loads the partitions gained.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from odradek.coordinator.group.messages import (
     SyncResult,
     Write,
 )
-from odradek.coordinator.runtime_support import DeadlineTimer, call_core
+from odradek.coordinator.runtime_support import DeadlineTimer
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +73,10 @@ class GroupCoordinatorRuntime:
         self._timer = DeadlineTimer(clock, self._poll)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retention_task: asyncio.Task[None] | None = None
+        self.owned: frozenset[int] = frozenset()
+        self._waiting: dict[str, set[asyncio.Future[Any]]] = {}  # group id -> its requests
 
     def start(self) -> None:
-        self.core.finish_loading(self.clock.wall_ms())
         self._retention_task = asyncio.get_running_loop().create_task(self._check_retention())
         self.drive()
 
@@ -81,11 +87,43 @@ class GroupCoordinatorRuntime:
         for task in self._tasks:
             task.cancel()
 
+    # --- ownership ----------------------------------------------------------------------------
+
+    def check_owner(self, group_id: str) -> None:
+        """NOT_COORDINATOR unless this broker coordinates `group_id`."""
+        if self.core.partition_for(group_id) not in self.owned:
+            raise KafkaError(
+                f"This is not the correct coordinator for group {group_id}.",
+                ErrorCode.NOT_COORDINATOR,
+            )
+
+    def set_owned(self, owned: frozenset[int], load: Callable[[int], None]) -> None:
+        """Coordinate the groups of `owned` from now on: forget the partitions lost, `load`
+        (replay into the core) each partition gained."""
+        for partition in sorted(self.owned - owned):
+            for group_id in self.core.unload(partition):
+                for future in self._waiting.pop(group_id, ()):
+                    if not future.done():
+                        future.set_exception(
+                            KafkaError(
+                                f"group {group_id} moved to another coordinator",
+                                ErrorCode.NOT_COORDINATOR,
+                            )
+                        )
+        gained = sorted(owned - self.owned)
+        self.owned = owned
+        for partition in gained:
+            load(partition)
+        if gained:
+            self.core.finish_loading(self.clock.wall_ms())
+        self.drive()
+
     # --- entry points -------------------------------------------------------------------------
 
     async def join_group(self, request: JoinRequest) -> JoinResult:
         return await self._call(
-            lambda respond: self.core.join_group(request, self.clock.wall_ms(), respond)
+            request.group_id,
+            lambda respond: self.core.join_group(request, self.clock.wall_ms(), respond),
         )
 
     async def sync_group(
@@ -99,6 +137,7 @@ class GroupCoordinatorRuntime:
         assignments: dict[str, bytes],
     ) -> SyncResult:
         return await self._call(
+            group_id,
             lambda respond: self.core.sync_group(
                 group_id,
                 generation,
@@ -109,12 +148,13 @@ class GroupCoordinatorRuntime:
                 assignments,
                 self.clock.wall_ms(),
                 respond,
-            )
+            ),
         )
 
     def heartbeat(
         self, group_id: str, generation: int, member_id: str, group_instance_id: str | None
     ) -> ErrorCode:
+        self.check_owner(group_id)
         error = self.core.heartbeat(
             group_id, generation, member_id, group_instance_id, self.clock.wall_ms()
         )
@@ -123,14 +163,16 @@ class GroupCoordinatorRuntime:
 
     async def consumer_group_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResponse:
         return await self._call(
+            request.group_id,
             lambda respond: self.core.consumer_group_heartbeat(
                 request, self.clock.wall_ms(), respond
-            )
+            ),
         )
 
     def leave_group(
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
+        self.check_owner(group_id)
         outcome = self.core.leave_group(group_id, members, self.clock.wall_ms())
         self.drive()
         return outcome
@@ -146,6 +188,7 @@ class GroupCoordinatorRuntime:
         version: int = 9,
     ) -> list[ErrorCode]:
         return await self._call(
+            group_id,
             lambda respond: self.core.commit_offsets(
                 group_id,
                 generation,
@@ -156,7 +199,7 @@ class GroupCoordinatorRuntime:
                 respond,
                 retention_ms,
                 version,
-            )
+            ),
         )
 
     async def commit_transactional_offsets(
@@ -169,6 +212,7 @@ class GroupCoordinatorRuntime:
         offsets: list[OffsetCommit],
     ) -> list[ErrorCode]:
         return await self._call(
+            group_id,
             lambda respond: self.core.commit_transactional_offsets(
                 group_id,
                 producer[0],
@@ -179,13 +223,20 @@ class GroupCoordinatorRuntime:
                 offsets,
                 self.clock.wall_ms(),
                 respond,
-            )
+            ),
         )
 
     async def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
-        return await self._call(
-            lambda respond: self.core.delete_groups(group_ids, self.clock.wall_ms(), respond)
-        )
+        """One outcome per id; groups coordinated elsewhere are NOT_COORDINATOR."""
+        here = [g for g in group_ids if self.core.partition_for(g) in self.owned]
+        outcomes: dict[str, ErrorCode] = {}
+        if here:
+            errors: list[ErrorCode] = await self._call(
+                here[0],
+                lambda respond: self.core.delete_groups(here, self.clock.wall_ms(), respond),
+            )
+            outcomes = dict(zip(here, errors, strict=True))
+        return [outcomes.get(g, ErrorCode.NOT_COORDINATOR) for g in group_ids]
 
     async def delete_offsets(
         self, group_id: str, partitions: list[tuple[str, int]]
@@ -198,10 +249,28 @@ class GroupCoordinatorRuntime:
                 lambda error, errors: respond((error, errors)),
             )
 
-        return await self._call(start)
+        return await self._call(group_id, start)
 
-    async def _call(self, start: Callable[[Callable[[T], None]], None]) -> T:
-        return await call_core(start, self.drive)
+    async def _call(self, group_id: str, start: Callable[[Callable[[T], None]], None]) -> T:
+        """Start an entry point of the core for `group_id` and wait for its answer; if the
+        group's partition moves away meanwhile, NOT_COORDINATOR."""
+        self.check_owner(group_id)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def respond(result: T) -> None:
+            if not future.done():  # a client that went away cancelled it
+                future.set_result(result)
+
+        waiting = self._waiting.setdefault(group_id, set())
+        waiting.add(future)
+        try:
+            start(respond)
+            self.drive()
+            return await future
+        finally:
+            waiting.discard(future)
+            if not waiting and self._waiting.get(group_id) is waiting:
+                del self._waiting[group_id]
 
     # --- writes and timers --------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ Kafka does): `offsets.topic.num.partitions` partitions, compacted, with
 brokers so that a single node works with Kafka's default of 3. Once the topic exists its
 partition count is fixed, and groups are placed by it whatever the config says later.
 
-At start-up every partition of the topic is read from its log start and replayed into the
-core; members found there get a full session timeout to heartbeat.
+This node coordinates the groups of the partitions of the topic it leads. When it becomes the
+leader of one (at start-up, or when leadership moves), the partition is read from its log start
+and replayed into the core; members found there get a full session timeout to heartbeat. When it
+stops leading one, its groups are forgotten here.
 """
 
 from __future__ import annotations
@@ -106,28 +108,39 @@ def _place_groups_by(core: GroupCoordinator, topic: TopicImage) -> None:
     core.config = dataclasses.replace(core.config, offsets_partitions=len(topic.partitions))
 
 
-def load(node: Node, core: GroupCoordinator) -> None:
-    """Replay every partition of `__consumer_offsets` on this node into the core (see
-    coordinator/group/loading.py)."""
-    topic = node.image.topic(OFFSETS_TOPIC)
+def led_partitions(node: Node, topic_name: str) -> frozenset[int]:
+    """The partitions of an internal topic this node leads (and hosts): the ones whose
+    coordinator it is."""
+    topic = node.image.topic(topic_name)
     if topic is None:
-        return
-    _place_groups_by(core, topic)
-    read_count = 0
-    for partition_id in sorted(topic.partitions):
-        try:
-            partition = node.replica_manager.leader(OFFSETS_TOPIC, partition_id)
-        except KafkaError:
-            continue
-        read_count += replay_batches(
-            core, partition.log.replay_batches(end_offset=partition.high_watermark)
-        )
-    logger.info(
-        "[GroupCoordinator] read %d records, loaded %d classic and %d consumer groups",
-        read_count,
-        len(core.groups),
-        len(core.consumer.groups),
+        return frozenset()
+    hosted = node.replica_manager.partitions
+    return frozenset(
+        partition_id
+        for partition_id, partition in topic.partitions.items()
+        if partition.leader == node.node_id and (topic_name, partition_id) in hosted
     )
+
+
+def follow_leadership(node: Node, runtime: GroupCoordinatorRuntime) -> None:
+    """Coordinate the groups of the `__consumer_offsets` partitions this node leads now: load
+    those it gained (replayed from the log start to the log end: a new leader's log is what
+    will be committed), forget those it lost. Called with every new metadata image."""
+    topic = node.image.topic(OFFSETS_TOPIC)
+    if topic is not None:
+        _place_groups_by(runtime.core, topic)
+    led = led_partitions(node, OFFSETS_TOPIC)
+    if led == runtime.owned:
+        return
+
+    def load(partition_id: int) -> None:
+        partition = node.replica_manager.partitions[(OFFSETS_TOPIC, partition_id)]
+        count = replay_batches(runtime.core, partition.log.replay_batches())
+        logger.info(
+            "[GroupCoordinator] loaded %s-%d: %d records", OFFSETS_TOPIC, partition_id, count
+        )
+
+    runtime.set_owned(led, load)
 
 
 async def ensure_offsets_topic(node: Node, runtime: GroupCoordinatorRuntime) -> None:

@@ -164,9 +164,8 @@ class Node:
         self.quorum.listener = self._follow_image
         self._install_dynamic_configs(self.image)
         self.replica_manager.apply_image(self.image)
-        group_coordinator.load(self, self.group_coordinator.core)
         self.group_coordinator.start()
-        transaction_coordinator.load(self, self.transaction_coordinator)
+        self._follow_coordinators()
         _, host, port = parse_listener(self.config["listeners"][0])
         self.listener_host = host
         loop = asyncio.get_running_loop()
@@ -295,8 +294,15 @@ class Node:
         if configs_changed:
             self._refresh_log_configs(image)
         self._followed_image = image
+        self._follow_coordinators()
         if self._image_changed is not None:
             self._image_changed.set()
+
+    def _follow_coordinators(self) -> None:
+        """The coordinators take on the internal partitions this node leads now, and let go
+        of the others."""
+        group_coordinator.follow_leadership(self, self.group_coordinator)
+        transaction_coordinator.follow_leadership(self, self.transaction_coordinator)
 
     def _high_watermark(self, topic_partition: tuple[str, int], log: Log) -> int:
         """For the log cleaner (on its thread): what it may clean stays below this."""
@@ -421,14 +427,8 @@ class Node:
         if not records:
             return
         image = await self.quorum.commit(records)
-        if image is self._followed_image:
-            return
-        configs_changed = any(isinstance(r, ConfigRecord) for r in records)
-        if configs_changed:
-            self._install_dynamic_configs(image)
-        self.replica_manager.apply_image(image)
-        if configs_changed:
-            self._refresh_log_configs(image)
+        if image is not self._followed_image:
+            self._follow_image(image, records)
 
     def _install_dynamic_configs(self, image: MetadataImage) -> None:
         self.config.set_dynamic(image.broker_config(""), image.broker_config(str(self.node_id)))

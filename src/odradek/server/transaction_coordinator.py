@@ -6,9 +6,10 @@ partitions, compacted, with `transaction.state.log.segment.bytes` segments, and 
 factor capped at the number of brokers. Once it exists, transactional ids are placed by its
 real partition count.
 
-At start-up every partition of the topic this node leads is replayed into the core (the last
-record of each transactional id is its state); transactions found prepared get their markers
-written again. Markers are control batches appended by this node to the partitions it leads,
+Every partition of the topic this node leads is replayed into the core when it becomes its
+leader, at start-up or when leadership moves (the last record of each transactional id is its
+state); transactions found prepared get their markers written again. A partition it stops
+leading is forgotten. Markers are control batches appended by this node to the partitions it leads,
 with acks=all; a marker on a `__consumer_offsets` partition also settles the transaction's
 pending offsets in the group coordinator once it is durable.
 """
@@ -116,21 +117,28 @@ def _place_ids_by(core: TransactionCoordinator, topic: TopicImage) -> None:
     core.config = dataclasses.replace(core.config, state_partitions=len(topic.partitions))
 
 
-def load(node: Node, runtime: TransactionCoordinatorRuntime) -> None:
-    """Become the coordinator of every partition of `__transaction_state` on this node."""
-    topic = node.image.topic(TRANSACTION_STATE_TOPIC)
-    if topic is None:
-        return
+def follow_leadership(node: Node, runtime: TransactionCoordinatorRuntime) -> None:
+    """Coordinate the transactional ids of the `__transaction_state` partitions this node leads
+    now: forget the partitions it lost, load those it gained (the last record of each id, up to
+    the log end, under a coordinator epoch that is the partition's leader epoch). Called with
+    every new metadata image."""
+    from odradek.server.group_coordinator import led_partitions
+
     core = runtime.core
-    _place_ids_by(core, topic)
-    for partition_id in sorted(topic.partitions):
-        try:
-            partition = node.replica_manager.leader(TRANSACTION_STATE_TOPIC, partition_id)
-        except KafkaError:
-            continue
+    topic = node.image.topic(TRANSACTION_STATE_TOPIC)
+    if topic is not None:
+        _place_ids_by(core, topic)
+    led = led_partitions(node, TRANSACTION_STATE_TOPIC)
+    owned = set(core.coordinator_epochs)
+    if led == owned:
+        return
+    for partition_id in sorted(owned - led):
+        core.unload(partition_id)
+    for partition_id in sorted(led - owned):
+        partition = node.replica_manager.partitions[(TRANSACTION_STATE_TOPIC, partition_id)]
         core.begin_loading(partition_id, partition.leader_epoch)
         latest: dict[bytes, bytes | None] = {}
-        for record in partition.log.replay_records(end_offset=partition.high_watermark):
+        for record in partition.log.replay_records():
             if record.key is not None:
                 latest.pop(record.key, None)  # re-inserted last: replay in write order
                 latest[record.key] = record.value
@@ -145,7 +153,9 @@ def load(node: Node, runtime: TransactionCoordinatorRuntime) -> None:
                     exc,
                 )
     core.finish_loading(node.clock.wall_ms())
-    logger.info("[TransactionCoordinator] loaded %d transactional ids", len(core.transactions))
+    logger.info(
+        "[TransactionCoordinator] coordinating %d transactional ids", len(core.transactions)
+    )
     runtime.drive()
 
 
@@ -153,8 +163,7 @@ async def ensure_transaction_topic(node: Node, runtime: TransactionCoordinatorRu
     """Create `__transaction_state` if it does not exist yet, and take its partitions."""
     if node.image.topic(TRANSACTION_STATE_TOPIC) is None:
         await _create_transaction_topic(node)
-    if not runtime.core.coordinator_epochs:
-        load(node, runtime)
+    follow_leadership(node, runtime)
 
 
 async def _create_transaction_topic(node: Node) -> None:

@@ -218,6 +218,14 @@ class ConsumerGroupManager:
                 if member.state == MemberState.UNREVOKED_PARTITIONS:
                     self._schedule_rebalance_timeout(group.group_id, member, now_ms)
 
+    def forget(self, group_ids: set[str]) -> None:
+        """Drop these groups and their timers (their partition is coordinated elsewhere now)."""
+        for group_id in group_ids:
+            self.groups.pop(group_id, None)
+        self.timers.cancel_where(lambda key: key[1] in group_ids)
+        for key in [k for k in self._rebalance_epochs if k[0] in group_ids]:
+            del self._rebalance_epochs[key]
+
     # --- timers -------------------------------------------------------------------------------
 
     def next_deadline(self) -> int | None:

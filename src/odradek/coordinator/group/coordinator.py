@@ -872,6 +872,35 @@ class GroupCoordinator(GroupOffsets, TransactionalOffsets, ConsumerGroupOps):
     def partition_for(self, group_id: str) -> int:
         return group_partition(group_id, self.config.offsets_partitions)
 
+    def unload(self, partition: int) -> set[str]:
+        """Forget every group of `partition`, which another broker coordinates now (its state
+        stays in the log, for that broker to load): groups, offsets, pending transactional
+        offsets, queued operations and timers. Returns the ids of the groups forgotten."""
+        known = (
+            set(self.groups)
+            | set(self.consumer.groups)
+            | set(self.offsets)
+            | set(self.open_transactions)
+            | set(self._queues)
+        )
+        for by_group in self.pending_offsets.values():
+            known.update(by_group)
+        gone = {g for g in known if self.partition_for(g) == partition}
+        for group_id in gone:
+            self.groups.pop(group_id, None)
+            self.offsets.pop(group_id, None)
+            self.open_transactions.pop(group_id, None)
+            self._queues.pop(group_id, None)
+        for producer_id in list(self.pending_offsets):
+            by_group = self.pending_offsets[producer_id]
+            for group_id in gone & set(by_group):
+                del by_group[group_id]
+            if not by_group:
+                del self.pending_offsets[producer_id]
+        self.timers.cancel_where(lambda key: key[1] in gone)
+        self.consumer.forget(gone)
+        return gone
+
     def _write(
         self,
         group_id: str,

@@ -32,12 +32,21 @@ async def handle_consumer_group_describe(ctx: RequestContext, request: Any) -> A
     group_ids = list(request.group_ids)
     try:
         coordinator = await ctx.node.groups()
-        described = [
-            DescribedGroup(group_id, ErrorCode.INVALID_GROUP_ID, "The group id can't be empty.")
-            if not group_id
-            else coordinator.core.describe_consumer_groups([group_id])[0]
-            for group_id in group_ids
-        ]
+        described = []
+        for group_id in group_ids:
+            if not group_id:
+                described.append(
+                    DescribedGroup(
+                        group_id, ErrorCode.INVALID_GROUP_ID, "The group id can't be empty."
+                    )
+                )
+                continue
+            try:
+                coordinator.check_owner(group_id)
+            except KafkaError as exc:
+                described.append(DescribedGroup(group_id, exc.code, str(exc)))
+                continue
+            described.append(coordinator.core.describe_consumer_groups([group_id])[0])
     except KafkaError as exc:
         described = [DescribedGroup(group_id, exc.code, str(exc) or None) for group_id in group_ids]
     operations = (

@@ -23,6 +23,14 @@ OPERATIONS_NOT_REQUESTED = -(2**31)
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)  # READ, DELETE, DESCRIBE (AclOperation ids)
 
 
+def _coordinated_here(ctx: RequestContext, group_id: str) -> bool:
+    try:
+        ctx.node.group_coordinator.check_owner(group_id)
+    except KafkaError:
+        return False
+    return True
+
+
 @handler(ApiKey.DESCRIBE_GROUPS, versions=(0, 6))
 async def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
@@ -46,6 +54,8 @@ async def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
             pass
         elif not group_id:
             error = ErrorCode.INVALID_GROUP_ID
+        elif not _coordinated_here(ctx, group_id):
+            error = ErrorCode.NOT_COORDINATOR
         elif group_id in ctx.node.group_coordinator.core.consumer.groups:
             if version >= 6:
                 error = ErrorCode.GROUP_ID_NOT_FOUND

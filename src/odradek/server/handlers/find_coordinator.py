@@ -1,7 +1,8 @@
 """FindCoordinator (key 10), v0-v5: which broker coordinates a group or a transactional id.
 
-In a single-node cluster this node hosts every partition of `__consumer_offsets` and
-`__transaction_state`, so it is the coordinator of every key. v0 asks for a group only; v1+
+The coordinator of a key is the leader of its partition of `__consumer_offsets` (groups) or
+`__transaction_state` (transactional ids), whichever broker that is; a partition without a live
+leader is COORDINATOR_NOT_AVAILABLE (retriable). v0 asks for a group only; v1+
 carry key_type (0 group, 1 transaction; anything else is INVALID_REQUEST); v4+ batch several
 keys. An empty group id is INVALID_REQUEST, as Kafka answers.
 
@@ -14,21 +15,37 @@ from __future__ import annotations
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.coordinator.group.records import OFFSETS_TOPIC
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
+from odradek.server.cluster_view import broker_endpoint
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
+from odradek.server.transaction_coordinator import TRANSACTION_STATE_TOPIC
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
 
 
-def _locate(ctx: RequestContext, key: str, key_type: int) -> tuple[ErrorCode, str | None]:
+def _locate(ctx: RequestContext, key: str, key_type: int) -> tuple[ErrorCode, str | None, Any]:
+    """The error, its message, and the coordinator's endpoint (when found)."""
     if key_type not in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
-        return ErrorCode.INVALID_REQUEST, f"Unsupported key type {key_type}"
+        return ErrorCode.INVALID_REQUEST, f"Unsupported key type {key_type}", None
     if not key:
-        return ErrorCode.INVALID_REQUEST, "The coordinator key must not be empty"
-    return ErrorCode.NONE, None
+        return ErrorCode.INVALID_REQUEST, "The coordinator key must not be empty", None
+    node = ctx.node
+    if key_type == KEY_TYPE_GROUP:
+        topic_name = OFFSETS_TOPIC
+        partition_id = node.group_coordinator.core.partition_for(key)
+    else:
+        topic_name = TRANSACTION_STATE_TOPIC
+        partition_id = node.transaction_coordinator.core.partition_for(key)
+    topic = node.image.topic(topic_name)
+    partition = None if topic is None else topic.partitions.get(partition_id)
+    endpoint = None if partition is None else broker_endpoint(node, partition.leader)
+    if endpoint is None:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.", None
+    return ErrorCode.NONE, None, endpoint
 
 
 def _unavailable(schema: Any, version: int, request: Any, exc: KafkaError) -> Any:
@@ -56,7 +73,6 @@ def _unavailable(schema: Any, version: int, request: Any, exc: KafkaError) -> An
 async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
     schema = response_schema(ApiKey.FIND_COORDINATOR, ctx.api_version)
     node = ctx.node
-    host, port = node.advertised_endpoint
     key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
     try:
         # creates __consumer_offsets or __transaction_state on first use, as Kafka does
@@ -69,26 +85,24 @@ async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
     if ctx.api_version >= 4:
         coordinators = []
         for key in request.coordinator_keys:
-            error, message = _locate(ctx, key, key_type)
-            found = error == ErrorCode.NONE
+            error, message, found = _locate(ctx, key, key_type)
             coordinators.append(
                 schema.Coordinator(
                     key=key,
-                    node_id=node.node_id if found else -1,
-                    host=host if found else "",
-                    port=port if found else -1,
+                    node_id=found.broker_id if found else -1,
+                    host=found.host if found else "",
+                    port=found.port if found else -1,
                     error_code=error,
                     error_message=message,
                 )
             )
         return schema.FindCoordinatorResponse(throttle_time=0, coordinators=tuple(coordinators))
-    error, message = _locate(ctx, request.key, key_type)
-    found = error == ErrorCode.NONE
+    error, message, found = _locate(ctx, request.key, key_type)
     return schema.FindCoordinatorResponse(
         throttle_time=0,
         error_code=error,
         error_message=message,
-        node_id=node.node_id if found else -1,
-        host=host if found else "",
-        port=port if found else -1,
+        node_id=found.broker_id if found else -1,
+        host=found.host if found else "",
+        port=found.port if found else -1,
     )

@@ -34,6 +34,10 @@ def _group_offsets(
         return unavailable, []
     if not group_id:
         return ErrorCode.INVALID_GROUP_ID, []
+    try:
+        ctx.node.group_coordinator.check_owner(group_id)
+    except KafkaError as exc:
+        return exc.code, []
     refused = ctx.node.group_coordinator.core.check_offset_fetch(group_id, *member)
     if refused != ErrorCode.NONE:
         return refused, []

@@ -1,0 +1,135 @@
+"""Group coordinators spread over a cluster of three `odradek serve` processes.
+
+The coordinator of a group is the leader of the group's `__consumer_offsets` partition: every
+broker names the same one in FindCoordinator, the groups of one cluster land on different
+brokers, a broker that does not coordinate a group answers NOT_COORDINATOR for it, and
+confluent-kafka consumer groups whose coordinators sit on different brokers consume, commit and
+resume where they committed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from cluster_helpers import (
+    SESSION_TIMEOUT_MS,
+    VOTERS,
+    create_topic,
+    partitions_of,
+    raw,
+    start_cluster,
+    wait_until,
+)
+from confluent_kafka import Consumer, Producer
+
+OFFSETS_TOPIC = "__consumer_offsets"
+RECORDS = 300
+
+
+def find_coordinator(port: int, group_id: str) -> tuple[int, int]:
+    """(error code, coordinator node id) from FindCoordinator v3."""
+    from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
+
+    answer = raw(port, FindCoordinatorRequest(key=group_id, key_type=0))  # type: ignore[arg-type]
+    return int(answer.error_code), int(answer.node_id)
+
+
+def offset_fetch_error(port: int, group_id: str) -> int:
+    from kio.schema.offset_fetch.v8 import request as kio
+
+    answer = raw(
+        port,
+        kio.OffsetFetchRequest(
+            groups=(kio.OffsetFetchRequestGroup(group_id=group_id, topics=None),),  # type: ignore[arg-type]
+            require_stable=False,
+        ),
+    )
+    return int(answer.groups[0].error_code)
+
+
+def consume(bootstrap: str, group_id: str, topic: str, expected: int) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            values.append(message.value())
+        if values:
+            consumer.commit(asynchronous=False)
+        # nothing beyond what was expected arrives
+        extra_deadline = time.monotonic() + 2
+        while time.monotonic() < extra_deadline:
+            message = consumer.poll(0.2)
+            if message is not None and not message.error():
+                values.append(message.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def test_groups_are_coordinated_by_the_leaders_of_their_partitions(
+    unstarted_broker: Callable[..., Any],
+) -> None:
+    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
+    bootstrap = ",".join(n.bootstrap for n in nodes.values())
+    port = nodes[VOTERS[0]].port
+    groups = [f"group-{i}-{uuid.uuid4().hex[:6]}" for i in range(12)]
+
+    # the first lookup creates __consumer_offsets; every broker then names the same leader
+    def all_found() -> bool:
+        return all(find_coordinator(port, g)[0] == 0 for g in groups)
+
+    wait_until(all_found, "__consumer_offsets and its leaders")
+    offsets = partitions_of(port, OFFSETS_TOPIC)
+    assert len(offsets) > 1
+    coordinators: dict[str, int] = {}
+    for group in groups:
+        answers = {find_coordinator(n.port, group) for n in nodes.values()}
+        assert len(answers) == 1, answers
+        ((_, coordinator),) = answers
+        coordinators[group] = coordinator
+    assert set(coordinators.values()) == set(VOTERS)  # spread over every broker
+    leaders = {int(p.leader_id) for p in offsets.values()}
+    assert set(coordinators.values()) <= leaders
+
+    # a broker that does not coordinate a group says so
+    for group, coordinator in coordinators.items():
+        for node_id, node in nodes.items():
+            error = offset_fetch_error(node.port, group)
+            assert error == (0 if node_id == coordinator else 16), (group, node_id, error)
+
+    # real consumer groups, coordinated by two different brokers
+    create_topic(port, "events", partitions=3, replication=3)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(RECORDS):
+        producer.produce("events", key=str(i).encode(), value=f"v{i}".encode())
+    assert producer.flush(30) == 0
+    first, second = (
+        next(g for g in groups if coordinators[g] == VOTERS[0]),
+        next(g for g in groups if coordinators[g] == VOTERS[1]),
+    )
+    for group in (first, second):
+        values = consume(bootstrap, group, "events", RECORDS)
+        assert sorted(values) == sorted(f"v{i}".encode() for i in range(RECORDS))
+    # resumed at the committed offsets: only what is new
+    for i in range(RECORDS, RECORDS + 10):
+        producer.produce("events", key=str(i).encode(), value=f"v{i}".encode())
+    assert producer.flush(30) == 0
+    for group in (first, second):
+        values = consume(bootstrap, group, "events", 10)
+        assert sorted(values) == sorted(f"v{i}".encode() for i in range(RECORDS, RECORDS + 10))
