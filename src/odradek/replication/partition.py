@@ -501,6 +501,11 @@ class Partition:
         self.log.truncate_to(offset)
         self._high_watermark = min(self._high_watermark, self.log.log_end_offset)
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Follower behind the leader's log start: an empty log at `offset`."""
+        self.log.truncate_fully_and_start_at(offset)
+        self._high_watermark = offset
+
     def maybe_flush(self, now_ms: int) -> None:
         """flush.ms: fsync once the oldest unflushed append is that old (the node's flusher
         calls this every log.flush.scheduler.interval.ms)."""

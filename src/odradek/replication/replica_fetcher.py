@@ -215,6 +215,11 @@ class SourceFetcher:
         log = partition.log
         if error == ErrorCode.OFFSET_OUT_OF_RANGE:
             leader_start = int(data.log_start_offset)
+            if 0 <= log.log_end_offset < leader_start:
+                # the leader no longer has what comes next (retention, DeleteRecords): start
+                # over at its log start
+                partition.truncate_fully_and_start_at(leader_start)
+                return False
             if log.log_end_offset > int(data.high_watermark) >= 0 and (
                 log.log_end_offset > leader_start
             ):

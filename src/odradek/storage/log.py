@@ -857,6 +857,32 @@ class Log:
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
         self._load_producer_state(clean_shutdown=False)
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and start empty at `offset` (Kafka's truncateFullyAndStartAt):
+        a follower whose log ends before its leader's log start cannot catch up otherwise."""
+        with self._cleaning_interrupted(), self._flush_lock, self._lock:
+            for segment in self._segments:
+                segment.delete()
+            for old in snapshot_offsets(self.fileio.list_dir(self.directory)):
+                self.fileio.delete(self.directory / snapshot_name(old))
+            self._segments = [
+                LogSegment(
+                    self.fileio,
+                    self.directory,
+                    offset,
+                    index_interval_bytes=self.config.index_interval_bytes,
+                    max_index_bytes=self.config.segment_index_bytes,
+                    created_ms=self.clock.wall_ms(),
+                )
+            ]
+            self._bases = [offset]
+            self._directory_dirty = True
+            self._log_end_offset = self._log_start_offset = self._recovery_point = offset
+            self.truncated_to = min(self.truncated_to, offset)
+            self.leader_epochs.truncate_from_end(0)
+            self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
+            logger.info("%s truncated fully, now starting at offset %d", self._prefix, offset)
+
     def retention_start_offset(self, now_ms: int) -> int | None:
         """Where retention wants the log to start (a segment's base offset, or the log end when
         every segment expired), or None when nothing is due. Only with cleanup.policy
