@@ -124,7 +124,7 @@ class Cluster:
         admin = self.admin()  # kept until the answer: a destroyed client fails its futures
         # the cluster's min.insync.replicas is 2: one replica alone could never take acks=all
         config = {"min.insync.replicas": str(min(2, len(assignment)))}
-        topic = NewTopic(name, 1, replica_assignment=[assignment], config=config)
+        topic = NewTopic(name, num_partitions=1, replica_assignment=[assignment], config=config)
         future = admin.create_topics([topic])
         future[name].result(timeout=TIMEOUT_S)
         self.wait(lambda: self.in_sync(name, len(assignment)), f"{name} in sync")
