@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import Consumer, Producer
+
 from cluster_helpers import (
     SESSION_TIMEOUT_MS,
     VOTERS,
@@ -23,7 +25,6 @@ from cluster_helpers import (
     start_cluster,
     wait_until,
 )
-from confluent_kafka import Consumer, Producer
 
 OFFSETS_TOPIC = "__consumer_offsets"
 RECORDS = 300
