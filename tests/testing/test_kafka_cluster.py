@@ -2,15 +2,17 @@
 gets them.
 
 - The fixture's nodes list each other on every node; a topic created without a replication
-  factor gets three replicas, and so does `__consumer_offsets`; `leader_of` / `isr_of` / `replicas_of` say what a client's
-  Metadata says; a record produced with acks=all is read back.
+  factor gets three replicas, and so does `__consumer_offsets`; `leader_of` / `isr_of` /
+  `replicas_of` say what a client's Metadata says; a record produced with acks=all is read
+  back.
 - `kafka_cluster_factory` makes other shapes: two nodes of which one is a controller get a
   replication factor of 2 and node 1 as the only possible active controller.
 - A killed leader's partitions get another leader from the ISR; restarted, the broker rejoins
   and the cluster is healthy again (`wait_healthy`: every replica back in sync).
 - A broker paused (SIGSTOP) for longer than its session is fenced: it drops out of Metadata
-  and its leaderships move; resumed, it is listed again. Negative control: with a session
-  longer than the pause, the paused broker stays listed, so the check sees fencing.
+  and its leaderships move; resumed, it is listed again and back in every ISR. Negative
+  control: with a session longer than the pause, the paused broker stays listed, so the
+  check sees fencing.
 - Teardown kills every process the cluster started, restarted and paused ones included.
 - The plan (no process): voters, roles, one cluster id, shared and per-node settings, the
   replication defaults; bad shapes are refused. A port taken by another process between the
@@ -158,6 +160,7 @@ def test_a_paused_broker_is_fenced_then_comes_back(
         assert cluster.metadata(controller).brokers == NODES
     cluster.brokers[victim].resume()
     cluster.wait_for_brokers(NODES)
+    cluster.wait_healthy()  # back in every ISR
 
 
 def test_teardown_leaves_no_process(pytester: pytest.Pytester) -> None:
