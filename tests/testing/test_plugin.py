@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from odradek.testing.plugin import CLUSTER_SKIP_REASON
-
 pytestmark = pytest.mark.timeout(120)
 
 PLUGIN = ("-p", "odradek.testing.plugin")
@@ -144,13 +142,6 @@ def test_clients_are_closed_at_teardown(pytester: pytest.Pytester) -> None:
         """
     )
     run(pytester, "-p", "no:randomly").assert_outcomes(passed=2)
-
-
-def test_kafka_cluster_is_skipped_with_its_reason(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_cluster(kafka_cluster):\n    pass\n")
-    result = run(pytester)
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines([f"*{CLUSTER_SKIP_REASON}*"])
 
 
 def test_parallel_workers_get_brokers_of_their_own(pytester: pytest.Pytester) -> None:

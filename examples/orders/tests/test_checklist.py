@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections import Counter
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 from order_checks import PARTITIONS, run_until
-from orders.notification_service import DLQ_TOPIC, SendError
-from orders.order_service import TOPIC, PublishError
+from orders.notification_service import DLQ_TOPIC, NotificationService, SendError
+from orders.order_service import TOPIC, OrderService, PublishError
 
 from odradek.testing import (
     assert_per_key_order,
@@ -200,8 +201,53 @@ def test_nothing_acknowledged_is_lost_when_the_broker_restarts(
     assert sorted(e["order_id"] for e in sent) == sorted(placed)
 
 
-def test_a_replica_takes_over_when_the_leader_dies(kafka_cluster) -> None:
-    """Needs a replicated cluster: skipped (with the reason) until Odradek runs one."""
+def test_a_replica_takes_over_when_the_leader_dies(kafka_cluster, sent, tmp_path) -> None:
+    # Three broker processes; the topics get three replicas and need two in sync for acks=all.
+    kafka_cluster.create_topic(TOPIC, PARTITIONS, config={"max.message.bytes": "65536"})
+    kafka_cluster.create_topic(DLQ_TOPIC)
+    servers = kafka_cluster.bootstrap_servers
+    producer = Producer(
+        {"bootstrap.servers": servers, "partitioner": "murmur2_random", "acks": "all"}
+    )
+    orders = OrderService(sqlite3.connect(tmp_path / "app.db"), producer, timeout_s=30)
+    service = NotificationService(
+        sqlite3.connect(tmp_path / "notifications.db"),
+        Consumer(
+            {
+                "bootstrap.servers": servers,
+                "group.id": "notifications",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+            }
+        ),
+        Producer({"bootstrap.servers": servers}),
+        sent.append,
+    )
+    service.start()
+    try:
+        placed = [orders.place("ada", 100).order_id for _ in range(12)]
+        run_until([service], lambda: len(sent) == 12, timeout_s=30)
+
+        partition = partition_for(placed[0], PARTITIONS)
+        leader = kafka_cluster.leader_of(TOPIC, partition)
+        kafka_cluster.brokers[leader].kill()  # SIGKILL: nothing flushed, nothing handed over
+
+        def a_replica_leads() -> int | None:
+            found = kafka_cluster.leader_of(TOPIC, partition)
+            return found if found not in (leader, -1) else None
+
+        new_leader = wait_until(a_replica_leads, timeout=30)
+        assert new_leader in kafka_cluster.replicas_of(TOPIC, partition)
+        placed += [orders.place("bob", 200).order_id for _ in range(12)]
+
+        # every acknowledged order is in the topic, those the dead leader held included
+        kept = {r.key.decode() for r in read_records(servers, TOPIC) if r.key is not None}
+        assert set(placed) - kept == set()
+        run_until([service], lambda: len(sent) == len(placed), timeout_s=60)
+        assert sorted(e["order_id"] for e in sent) == sorted(placed)
+    finally:
+        service.consumer.close()
 
 
 # --- performance ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ the fixtures; what tests call directly is exported here.
 """
 
 from odradek.testing.broker import InProcessBroker, KafkaBroker, ProcessBroker
+from odradek.testing.cluster import ClusterBroker, KafkaCluster
 from odradek.testing.inspection import (
     Record,
     assert_per_key_order,
@@ -17,8 +18,10 @@ from odradek.testing.inspection import (
 )
 
 __all__ = [
+    "ClusterBroker",
     "InProcessBroker",
     "KafkaBroker",
+    "KafkaCluster",
     "ProcessBroker",
     "Record",
     "assert_per_key_order",

@@ -350,6 +350,9 @@ class ProcessBroker:
     `start_method="fork"` (the default where the OS has fork) forks it from the fork server
     (`forkserver.py`), a process that has imported the broker once; `"spawn"` launches
     `python -m odradek.testing.serve` afresh each time.
+
+    `port=0` (the default) lets the kernel pick the port at the first start; a fixed `port` is
+    for brokers whose address others must know before it starts (the voters of a cluster).
     """
 
     mode = "process"
@@ -361,6 +364,7 @@ class ProcessBroker:
         env: Mapping[str, str] | None = None,
         *,
         start_method: str | None = None,
+        port: int = 0,
     ) -> None:
         if start_method is None:
             start_method = "fork" if hasattr(os, "fork") else "spawn"
@@ -370,7 +374,7 @@ class ProcessBroker:
         self.overrides = _properties(overrides)
         self.env = dict(env or {})
         self.start_method = start_method
-        self._port = 0
+        self._port = port
         self.control_url = ""
         self.proc: subprocess.Popen[str] | ForkedProcess | None = None
         self.output: list[str] = []  # every line the broker printed, across restarts
@@ -387,6 +391,11 @@ class ProcessBroker:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the broker while it runs."""
+        return self.proc.pid if self.running and self.proc is not None else None
 
     def _control(self) -> ControlClient:
         from odradek.testing.faults import ControlClient

@@ -16,11 +16,17 @@ Fixtures:
   bootstrap address and the config given; all closed at teardown.
 - `kafka_topic`: `kafka_topic(partitions=3)` creates a topic of a unique name and returns it.
 - `kafka_clock`: the broker's virtual clock, `kafka_clock.advance(seconds)`.
-- `kafka_cluster`: several brokers; skipped until Odradek runs replicated clusters.
+- `kafka_cluster`: a replicated cluster of three broker processes (`cluster.KafkaCluster`):
+  `bootstrap_servers`, `brokers[id]` (each with `kill()`, `restart()`, `pause()`, ...),
+  `leader_of(topic, partition)`, `isr_of(...)`, `active_controller()`, `create_topic(...)`,
+  `wait_for_isr(...)`, `wait_healthy()`. Every process is killed at teardown.
+- `kafka_cluster_factory`: clusters of other shapes, `kafka_cluster_factory(5, controllers=3,
+  overrides={...}, node_overrides={2: {...}})`.
 
-Broker properties for every broker of the session: ini `odradek_overrides`, one `key=value` per
-line. Process-mode brokers are forked from a fork server that has imported the broker once
-(ini `odradek_process_start = fork`, the default) or launched afresh (`spawn`).
+Broker properties for every broker of the session (cluster nodes too): ini
+`odradek_overrides`, one `key=value` per line. Process-mode brokers and cluster nodes are forked
+from a fork server that has imported the broker once (ini `odradek_process_start = fork`, the
+default) or launched afresh (`spawn`).
 
 Safe under pytest-xdist: ports come from the kernel, data dirs from `tmp_path_factory`.
 """
@@ -38,12 +44,11 @@ from typing import Any
 import pytest
 
 from odradek.testing.broker import START_METHODS, InProcessBroker, KafkaBroker, ProcessBroker
+from odradek.testing.cluster import KafkaCluster
 
 MODES = ("inprocess", "process")
 SCOPES = ("function", "module", "session")
-CLUSTER_SKIP_REASON = (
-    "kafka_cluster needs replicated multi-broker clusters, which Odradek does not run yet"
-)
+CLUSTER_FIXTURES = ("kafka_cluster", "kafka_cluster_factory")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,13 +119,28 @@ def _start_method(config: pytest.Config) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     """In process mode, start the fork server while pytest collects (it takes ~0.3-0.8 s)."""
     if _setting(config, "mode", MODES) == "process" and _start_method(config) == "fork":
-        from odradek.testing.broker import child_environment
-        from odradek.testing.forkserver import fork_server
+        _start_fork_server()
 
-        env = child_environment()
-        threading.Thread(
-            target=lambda: fork_server(env), name="odradek-forkserver-start", daemon=True
-        ).start()
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster nodes are processes: when a collected test uses a cluster, start the fork server
+    now, while the tests before it run."""
+    if _start_method(config) != "fork" or _setting(config, "mode", MODES) == "process":
+        return  # spawn, or started already by pytest_configure
+    if any(
+        name in CLUSTER_FIXTURES for item in items for name in getattr(item, "fixturenames", ())
+    ):
+        _start_fork_server()
+
+
+def _start_fork_server() -> None:
+    from odradek.testing.broker import child_environment
+    from odradek.testing.forkserver import fork_server
+
+    env = child_environment()
+    threading.Thread(
+        target=lambda: fork_server(env), name="odradek-forkserver-start", daemon=True
+    ).start()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -128,9 +148,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """On a failure, show what the subprocess brokers of the test printed."""
     report = yield
     if report.failed:
-        for value in getattr(item, "funcargs", {}).values():
+        funcargs = getattr(item, "funcargs", {})
+        for value in funcargs.values():
             if isinstance(value, ProcessBroker):
                 report.sections.append((f"odradek broker {value.bootstrap_servers}", value.log()))
+        clusters = [v for v in funcargs.values() if isinstance(v, KafkaCluster)]
+        clusters += getattr(funcargs.get("kafka_cluster_factory"), "started", [])
+        for cluster in dict.fromkeys(clusters):
+            for node_id, node in cluster.brokers.items():
+                report.sections.append((f"odradek cluster node {node_id}", node.log()))
     return report
 
 
@@ -192,8 +218,42 @@ def kafka_broker_factory(
 
 
 @pytest.fixture
-def kafka_cluster() -> None:
-    pytest.skip(CLUSTER_SKIP_REASON)
+def kafka_cluster_factory(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., KafkaCluster]]:
+    """`kafka_cluster_factory(5, controllers=3, overrides={...}, node_overrides={1: {...}})`
+    starts a cluster (arguments: `KafkaCluster`'s); every process of each is killed at
+    teardown."""
+    started: list[KafkaCluster] = []
+
+    def start(
+        nodes: int = 3,
+        *,
+        overrides: Mapping[str, object] | None = None,
+        **options: Any,
+    ) -> KafkaCluster:
+        cluster = KafkaCluster(
+            tmp_path_factory.mktemp("kafka-cluster"),
+            nodes,
+            overrides={**_overrides(pytestconfig), **(overrides or {})},
+            start_method=_start_method(pytestconfig),
+            **options,
+        )
+        started.append(cluster)
+        return cluster.start()
+
+    start.started = started  # type: ignore[attr-defined]  # read by pytest_runtest_makereport
+    try:
+        yield start
+    finally:
+        for cluster in reversed(started):
+            cluster.close()
+
+
+@pytest.fixture
+def kafka_cluster(kafka_cluster_factory: Callable[..., KafkaCluster]) -> KafkaCluster:
+    """A running cluster of three broker,controller processes; all killed at teardown."""
+    return kafka_cluster_factory()
 
 
 @pytest.fixture
