@@ -1,0 +1,189 @@
+"""Leader elections on a cluster of three `odradek serve` processes (broker,controller), over
+real sockets: ElectLeaders answered by the active controller, and its periodic leader
+rebalance.
+
+A partition's leader is made not its preferred replica by reordering its replicas with
+AlterPartitionReassignments (the preferred replica, now first, is in the ISR and the leader
+stays where it was), as an operator does before a preferred election.
+
+- ElectLeaders PREFERRED, sent to a broker that is not the controller (forwarded), moves the
+  leadership to the preferred replica; a second time it is ELECTION_NOT_NEEDED; an unknown topic
+  or partition is UNKNOWN_TOPIC_OR_PARTITION; all partitions (null) leaves out those already
+  led by their preferred replica; v0 (no election type) elects the preferred replica too.
+- UNCLEAN for a partition that has a leader is ELECTION_NOT_NEEDED; an unknown election type is
+  INVALID_REQUEST, and the cluster goes on.
+- `odradek partitions elect-leaders` does the same, with kafka-leader-election.sh's messages and
+  exit codes.
+- auto.leader.rebalance.enable with a 1-second check interval moves the leadership back on its
+  own; the negative control, auto.leader.rebalance.enable=false, leaves it where it is for
+  several intervals.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cluster_helpers import (
+    SESSION_TIMEOUT_MS,
+    VOTERS,
+    active_controller,
+    create_topic_raw,
+    partitions_of,
+    start_cluster,
+    wait_until,
+)
+from election_requests import UNCLEAN, elect, reassign
+
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_REQUEST = 42
+ELECTION_NOT_NEEDED = 84
+
+
+def leader_of(port: int, topic: str, partition: int = 0) -> int:
+    return int(partitions_of(port, topic)[partition].leader_id)
+
+
+def make_leader_not_preferred(port: int, topic: str, partition: int = 0) -> tuple[int, int]:
+    """Reorder the partition's replicas so its preferred replica is not its leader; the
+    (leader, new preferred replica)."""
+    state = partitions_of(port, topic)[partition]
+    leader = int(state.leader_id)
+    replicas = [int(r) for r in state.replica_nodes]
+    preferred = next(r for r in replicas if r != leader and r in state.isr_nodes)
+    target = [preferred] + [r for r in replicas if r != preferred]
+    assert reassign(port, {(topic, partition): target}) == (0, {(topic, partition): (0, None)})
+    wait_until(
+        lambda: [int(r) for r in partitions_of(port, topic)[partition].replica_nodes] == target,
+        "the replicas reordered",
+    )
+    return leader, preferred
+
+
+def connection(port: int) -> list[str]:
+    return ["--bootstrap-server", f"127.0.0.1:{port}", "--timeout", "20"]
+
+
+def cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "odradek", "partitions", *args, *connection(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_preferred_election_moves_the_leadership_back(
+    unstarted_broker: Callable[..., Any],
+) -> None:
+    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
+    controller = active_controller(nodes)
+    other = next(i for i in VOTERS if i != controller)
+    port = nodes[other].port  # not the controller: every request here is forwarded
+    assert create_topic_raw(port, "elect", partitions=2, replication=3) == 0
+    old_leader, preferred = make_leader_not_preferred(port, "elect")
+    assert leader_of(port, "elect") == old_leader != preferred
+
+    # all partitions (null): the one not led by its preferred replica is the one listed
+    # would be elected; name it instead, with an unknown topic and partition alongside
+    assert elect(port, {"elect": [0, 7], "no-such-topic": [0]}) == (
+        NONE,
+        {
+            ("elect", 0): NONE,
+            ("elect", 7): UNKNOWN_TOPIC_OR_PARTITION,
+            ("no-such-topic", 0): UNKNOWN_TOPIC_OR_PARTITION,
+        },
+    )
+    wait_until(lambda: leader_of(port, "elect") == preferred, "the preferred replica leading")
+    assert elect(port, {"elect": [0]}) == (NONE, {("elect", 0): ELECTION_NOT_NEEDED})
+    # UNCLEAN for a partition that has a leader: nothing to do
+    assert elect(port, {"elect": [0, 1]}, UNCLEAN) == (
+        NONE,
+        {("elect", 0): ELECTION_NOT_NEEDED, ("elect", 1): ELECTION_NOT_NEEDED},
+    )
+    # every partition led by its preferred replica: nothing listed
+    assert elect(port, None) == (NONE, {})
+
+    # null with one partition to move, v0 (preferred, no type, no top-level error)
+    _, preferred_1 = make_leader_not_preferred(port, "elect", 1)
+    assert elect(port, None, version=0) == (NONE, {("elect", 1): NONE})
+    wait_until(lambda: leader_of(port, "elect", 1) == preferred_1, "partition 1 moved back")
+
+    # an unknown election type: INVALID_REQUEST, per partition and for the request
+    assert elect(port, {"elect": [0]}, election_type=5) == (
+        INVALID_REQUEST,
+        {("elect", 0): INVALID_REQUEST},
+    )
+    assert leader_of(port, "elect") == preferred  # and nothing changed
+
+    # the CLI, as kafka-leader-election.sh
+    old_leader, preferred = make_leader_not_preferred(port, "elect")
+    done = cli(
+        port,
+        "elect-leaders",
+        "--election-type",
+        "preferred",
+        "--topic",
+        "elect",
+        "--partition",
+        "0",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout == "Successfully completed leader election (PREFERRED) for partitions elect-0\n"
+    )
+    wait_until(lambda: leader_of(port, "elect") == preferred, "moved back by the CLI")
+    again = cli(port, "elect-leaders", "--election-type", "PREFERRED", "--all-topic-partitions")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == ""
+    noop = cli(port, "elect-leaders", "--election-type", "preferred", "--topic", "elect")
+    assert noop.returncode == 0, noop.stderr
+    assert noop.stdout == "Valid replica already elected for partitions elect-0, elect-1\n"
+    unknown = cli(
+        port,
+        "elect-leaders",
+        "--election-type",
+        "preferred",
+        "--topic",
+        "elect",
+        "--partition",
+        "9",
+    )
+    assert unknown.returncode == 1
+    assert unknown.stdout.startswith(
+        "Error completing leader election (PREFERRED) for partition:"
+        " elect-9: UNKNOWN_TOPIC_OR_PARTITION"
+    )
+    assert unknown.stderr == "odradek partitions: error: 1 replica(s) could not be elected\n"
+    usage = cli(port, "elect-leaders", "--election-type", "preferred", "--partition", "0")
+    assert usage.returncode == 2
+    assert "--partition needs --topic" in usage.stderr
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["rebalance", "negative-control"])
+def test_auto_leader_rebalance(unstarted_broker: Callable[..., Any], enabled: bool) -> None:
+    def make(overrides: dict[str, Any], port: int) -> Any:
+        return unstarted_broker(
+            {
+                **overrides,
+                "auto.leader.rebalance.enable": str(enabled).lower(),
+                "leader.imbalance.check.interval.seconds": 1,
+            },
+            port=port,
+        )
+
+    nodes = start_cluster(make, SESSION_TIMEOUT_MS)
+    port = nodes[active_controller(nodes)].port
+    assert create_topic_raw(port, "rebalanced", partitions=1, replication=3) == 0
+    old_leader, preferred = make_leader_not_preferred(port, "rebalanced")
+    if enabled:
+        wait_until(lambda: leader_of(port, "rebalanced") == preferred, "the rebalance")
+    else:
+        time.sleep(4)  # four check intervals
+        assert leader_of(port, "rebalanced") == old_leader
