@@ -98,7 +98,11 @@ def active_controller(nodes: dict[int, Any]) -> int:
     return -1
 
 
-def start_cluster(make: Callable[..., Any], session_timeout_ms: int) -> dict[int, Any]:
+def start_cluster(
+    make: Callable[..., Any],
+    session_timeout_ms: int,
+    overrides: dict[str, object] | None = None,
+) -> dict[int, Any]:
     ports = {node_id: free_port() for node_id in VOTERS}
     voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in ports.items())
     nodes = {
@@ -112,6 +116,7 @@ def start_cluster(make: Callable[..., Any], session_timeout_ms: int) -> dict[int
                 "broker.session.timeout.ms": session_timeout_ms,
                 "broker.heartbeat.interval.ms": 200,
                 "auto.create.topics.enable": "false",
+                **(overrides or {}),
             },
             port=port,
         )
@@ -126,13 +131,47 @@ def start_cluster(make: Callable[..., Any], session_timeout_ms: int) -> dict[int
     return nodes
 
 
-def create_topic(port: int, name: str, partitions: int, replication: int) -> None:
+def create_topic(
+    port: int,
+    name: str,
+    partitions: int = -1,
+    replication: int = -1,
+    config: dict[str, str] | None = None,
+    assignment: list[list[int]] | None = None,
+) -> None:
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
-    future = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication)],
-        request_timeout=15,
-    )[name]
-    future.result(timeout=20)
+    topic = (
+        NewTopic(name, replica_assignment=assignment, config=config or {})
+        if assignment is not None
+        else NewTopic(
+            name, num_partitions=partitions, replication_factor=replication, config=config or {}
+        )
+    )
+    admin.create_topics([topic], request_timeout=15)[name].result(timeout=20)
+
+
+def live_port(nodes: dict[int, Any]) -> int:
+    """The port of some running node."""
+    return next(n.port for n in nodes.values() if n.running)
+
+
+def wait_full_isr(nodes: dict[int, Any], topic: str, size: int, timeout_s: float = 60) -> None:
+    """Every partition of `topic` has a live leader and `size` replicas in its ISR."""
+
+    def healthy() -> bool:
+        try:
+            parts = partitions_of(live_port(nodes), topic)
+        except OSError:
+            return False
+        return bool(parts) and all(
+            p.leader_id >= 0 and len(p.isr_nodes) >= size for p in parts.values()
+        )
+
+    wait_until(healthy, f"{topic} fully in sync", timeout_s)
+
+
+def leader_of(nodes: dict[int, Any], topic: str, partition: int) -> int:
+    return int(partitions_of(live_port(nodes), topic)[partition].leader_id)
 
 
 def create_topic_raw(port: int, name: str, partitions: int, replication: int) -> int:
