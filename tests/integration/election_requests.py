@@ -1,10 +1,12 @@
-"""Raw ElectLeaders, AlterPartitionReassignments and ListPartitionReassignments requests for the
-cluster tests (kio entities over a plain socket, `cluster_helpers.raw`), answers as plain
-dicts keyed by (topic, partition)."""
+"""`odradek partitions` as a subprocess, and raw ElectLeaders, AlterPartitionReassignments and
+ListPartitionReassignments requests for the cluster tests (kio entities over a plain socket,
+`cluster_helpers.raw`), answers as plain dicts keyed by (topic, partition)."""
 
 from __future__ import annotations
 
 import datetime
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,6 +14,31 @@ from cluster_helpers import raw
 
 PREFERRED = 0
 UNCLEAN = 1
+
+
+def connection_options(port: int) -> list[str]:
+    return ["--bootstrap-server", f"127.0.0.1:{port}", "--timeout", "20"]
+
+
+def partitions_cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """`odradek partitions ARGS` against the broker on `port`."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "odradek",
+            "partitions",
+            *args,
+            "--bootstrap-server",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def elect(

@@ -21,13 +21,13 @@ stays where it was), as an operator does before a preferred election.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from election_requests import UNCLEAN, elect, partitions_cli, reassign
+
 from cluster_helpers import (
     SESSION_TIMEOUT_MS,
     VOTERS,
@@ -37,7 +37,6 @@ from cluster_helpers import (
     start_cluster,
     wait_until,
 )
-from election_requests import UNCLEAN, elect, reassign
 
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -63,20 +62,6 @@ def make_leader_not_preferred(port: int, topic: str, partition: int = 0) -> tupl
         "the replicas reordered",
     )
     return leader, preferred
-
-
-def connection(port: int) -> list[str]:
-    return ["--bootstrap-server", f"127.0.0.1:{port}", "--timeout", "20"]
-
-
-def cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "odradek", "partitions", *args, *connection(port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_preferred_election_moves_the_leadership_back(
@@ -124,7 +109,7 @@ def test_preferred_election_moves_the_leadership_back(
 
     # the CLI, as kafka-leader-election.sh
     old_leader, preferred = make_leader_not_preferred(port, "elect")
-    done = cli(
+    done = partitions_cli(
         port,
         "elect-leaders",
         "--election-type",
@@ -139,13 +124,15 @@ def test_preferred_election_moves_the_leadership_back(
         done.stdout == "Successfully completed leader election (PREFERRED) for partitions elect-0\n"
     )
     wait_until(lambda: leader_of(port, "elect") == preferred, "moved back by the CLI")
-    again = cli(port, "elect-leaders", "--election-type", "PREFERRED", "--all-topic-partitions")
+    again = partitions_cli(
+        port, "elect-leaders", "--election-type", "PREFERRED", "--all-topic-partitions"
+    )
     assert again.returncode == 0, again.stderr
     assert again.stdout == ""
-    noop = cli(port, "elect-leaders", "--election-type", "preferred", "--topic", "elect")
+    noop = partitions_cli(port, "elect-leaders", "--election-type", "preferred", "--topic", "elect")
     assert noop.returncode == 0, noop.stderr
     assert noop.stdout == "Valid replica already elected for partitions elect-0, elect-1\n"
-    unknown = cli(
+    unknown = partitions_cli(
         port,
         "elect-leaders",
         "--election-type",
@@ -161,7 +148,9 @@ def test_preferred_election_moves_the_leadership_back(
         " elect-9: UNKNOWN_TOPIC_OR_PARTITION"
     )
     assert unknown.stderr == "odradek partitions: error: 1 replica(s) could not be elected\n"
-    usage = cli(port, "elect-leaders", "--election-type", "preferred", "--partition", "0")
+    usage = partitions_cli(
+        port, "elect-leaders", "--election-type", "preferred", "--partition", "0"
+    )
     assert usage.returncode == 2
     assert "--partition needs --topic" in usage.stderr
 

@@ -3,8 +3,8 @@
 A plan is Kafka's reassignment JSON, `{"version": 1, "partitions": [{"topic": T, "partition":
 P, "replicas": [B, ...], "log_dirs": ["any", ...]}]}` (log_dirs optional; only "any"). It is
 checked before anything is sent, with kafka-reassign-partitions.sh's messages (exit 2): not
-empty, every replica list non-empty, no partition twice, no broker twice in a list, every
-broker registered.
+empty, every replica list non-empty, no partition twice, no broker twice in a list, and (for
+--execute) every broker listed in Metadata, i.e. registered and not fenced.
 
 - `--generate --topics T1,T2 --broker-list 1,2,3,4`: print the topics' current assignment and
   a proposed one over the brokers listed (the replica placement the controller uses,
@@ -357,12 +357,12 @@ def generate(args: argparse.Namespace) -> int:
 
 def execute(args: argparse.Namespace, plan: Assignment) -> int:
     with connect(args) as connection:
+        if not args.additional and list_reassignments(connection, None, args.timeout):
+            raise ClientError(CANNOT_EXECUTE_BECAUSE_OF_EXISTING, EXIT_REFUSED)
         metadata = cluster_metadata(connection)
         unknown = sorted({b for replicas in plan.values() for b in replicas} - set(metadata.racks))
         if unknown:
             raise ClientError(f"Unknown broker id {unknown[0]}")
-        if not args.additional and list_reassignments(connection, None, args.timeout):
-            raise ClientError(CANNOT_EXECUTE_BECAUSE_OF_EXISTING, EXIT_REFUSED)
         current = current_assignment(metadata, plan)
         if args.output != "json":
             print(f"Current partition replica assignment\n\n{plan_json(current)}\n")
