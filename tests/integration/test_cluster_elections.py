@@ -14,6 +14,9 @@ stays where it was), as an operator does before a preferred election.
   INVALID_REQUEST, and the cluster goes on.
 - `odradek partitions elect-leaders` does the same, with kafka-leader-election.sh's messages and
   exit codes.
+- Leaderless partitions (their last ISR member dead, another replica alive): the periodic
+  unclean election elects a leader once the topic allows it, and not before (negative
+  control); ElectLeaders UNCLEAN does whatever the topic says.
 - auto.leader.rebalance.enable with a 1-second check interval moves the leadership back on its
   own; the negative control, auto.leader.rebalance.enable=false, leaves it where it is for
   several intervals.
@@ -21,6 +24,7 @@ stays where it was), as an operator does before a preferred election.
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,11 +33,14 @@ import pytest
 from election_requests import UNCLEAN, elect, partitions_cli, reassign
 
 from cluster_helpers import (
+    CLUSTER_ID,
     SESSION_TIMEOUT_MS,
     VOTERS,
     active_controller,
     create_topic_raw,
+    listed_brokers,
     partitions_of,
+    raw,
     start_cluster,
     wait_until,
 )
@@ -176,3 +183,104 @@ def test_auto_leader_rebalance(unstarted_broker: Callable[..., Any], enabled: bo
     else:
         time.sleep(4)  # four check intervals
         assert leader_of(port, "rebalanced") == old_leader
+
+
+def create_on(port: int, name: str, replicas: list[int]) -> None:
+    """A one-partition topic placed on `replicas` by hand."""
+    from kio.schema.create_topics.v7 import request as kio
+
+    answer = raw(
+        port,
+        kio.CreateTopicsRequest(
+            topics=(
+                kio.CreatableTopic(
+                    name=name,  # type: ignore[arg-type]
+                    num_partitions=-1,  # type: ignore[arg-type]
+                    replication_factor=-1,  # type: ignore[arg-type]
+                    assignments=(
+                        kio.CreatableReplicaAssignment(
+                            partition_index=0,  # type: ignore[arg-type]
+                            broker_ids=tuple(replicas),  # type: ignore[arg-type]
+                        ),
+                    ),
+                    configs=(),
+                ),
+            ),
+            timeout=datetime.timedelta(seconds=15),
+        ),
+    )
+    assert answer.topics[0].error_code == 0, answer
+
+
+def allow_unclean(port: int, topic: str) -> None:
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(
+                "unclean.leader.election.enable",
+                "true",
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=20)
+
+
+def test_unclean_elections_of_leaderless_partitions(
+    unstarted_broker: Callable[..., Any],
+) -> None:
+    """Two partitions on brokers 4 and 5 (broker-only nodes, so the quorum never suffers) lose
+    their leader: 4 shuts down (the ISR shrinks to 5), then 5 dies; 4 comes back, alive but out
+    of the ISR, and nothing can add it back without a leader. With unclean elections off, they
+    stay leaderless (the negative control). Turned on for one topic after the fact, the
+    controller's periodic unclean election gives it 4 as leader; the other gets one only when
+    an admin asks (ElectLeaders UNCLEAN), whatever its topic says."""
+
+    def make(overrides: dict[str, Any], port: int) -> Any:
+        return unstarted_broker({**overrides, "unclean.leader.election.interval.ms": 500}, port)
+
+    nodes = start_cluster(make, SESSION_TIMEOUT_MS)
+    voters = ",".join(f"{i}@127.0.0.1:{nodes[i].port}" for i in VOTERS)
+    for node_id in (4, 5):
+        nodes[node_id] = unstarted_broker(
+            {
+                "cluster.id": CLUSTER_ID,
+                "node.id": node_id,
+                "process.roles": "broker",
+                "controller.quorum.voters": voters,
+                "controller.quorum.fetch.timeout.ms": 1000,
+                "broker.session.timeout.ms": SESSION_TIMEOUT_MS,
+                "broker.heartbeat.interval.ms": 200,
+            }
+        )
+        nodes[node_id].start()
+    port = nodes[active_controller(nodes)].port
+    wait_until(lambda: listed_brokers(port) == {1, 2, 3, 4, 5}, "brokers 4 and 5 registered")
+    for name in ("lenient", "strict"):
+        create_on(port, name, [4, 5])
+    assert nodes[4].stop() == 0  # controlled shutdown: 5 leads, the ISR is [5]
+    wait_until(lambda: leader_of(port, "strict") == leader_of(port, "lenient") == 5, "5 leads")
+    nodes[5].kill()
+    wait_until(
+        lambda: leader_of(port, "strict") == leader_of(port, "lenient") == -1, "no leader left"
+    )
+    nodes[4].start()
+    wait_until(lambda: 4 in listed_brokers(port), "broker 4 back")
+    time.sleep(2)  # four check intervals: nothing allows an unclean election yet
+    assert leader_of(port, "strict") == leader_of(port, "lenient") == -1
+
+    allow_unclean(port, "lenient")
+    wait_until(lambda: leader_of(port, "lenient") == 4, "the periodic unclean election")
+    assert leader_of(port, "strict") == -1
+    assert elect(port, {"strict": [0]}, UNCLEAN) == (NONE, {("strict", 0): NONE})
+    wait_until(lambda: leader_of(port, "strict") == 4, "the unclean election asked for")
