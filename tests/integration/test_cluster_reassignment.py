@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from election_requests import ongoing, partitions_cli, reassign
+from election_requests import elect, ongoing, partitions_cli, reassign
 
 from cluster_helpers import (
     SESSION_TIMEOUT_MS,
@@ -43,6 +43,7 @@ NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_REPLICATION_FACTOR = 38
 INVALID_REPLICA_ASSIGNMENT = 39
+ELECTION_NOT_NEEDED = 84
 NO_REASSIGNMENT_IN_PROGRESS = 85
 
 
@@ -296,3 +297,83 @@ def test_bad_reassignments_get_kafka_s_errors(
         port, "reassign", "--generate", "--topics", "nope", "--broker-list", "1,2"
     )
     assert unknown.returncode == 2 and "Topic 'nope' does not exist." in unknown.stderr
+
+
+RECORDS = 200
+
+
+def produce(port: int, topic: str, first: int, count: int) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {"bootstrap.servers": f"127.0.0.1:{port}", "acks": "all", "enable.idempotence": True}
+    )
+    failures: list[Any] = []
+    for i in range(first, first + count):
+        producer.produce(
+            topic,
+            value=f"record-{i}".encode(),
+            partition=0,
+            on_delivery=lambda err, _msg: failures.append(err) if err is not None else None,
+        )
+    assert producer.flush(30) == 0
+    assert failures == []
+
+
+def consume_all(port: int, topic: str, expected: int) -> list[str]:
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": f"127.0.0.1:{port}",
+            "group.id": f"reader-{topic}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            values.append(message.value().decode())
+    finally:
+        consumer.close()
+    return values
+
+
+def test_reassignment_completes_without_loss(
+    unstarted_broker: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Once broker 4 has copied the partition and joined the ISR the reassignment completes:
+    the replica leaving is gone, every record produced before and after (acks=all) is read
+    back, and a preferred election moves the leadership to broker 4, first in the new list."""
+    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
+    port = nodes[active_controller(nodes)].port
+    assert create_topic_raw(port, "moving", partitions=1, replication=3) == 0
+    produce(port, "moving", 0, RECORDS)
+    start_broker_four(unstarted_broker, nodes)
+    before = replicas_of(port, "moving")
+    target = [4, *before[:2]]
+    plan = plan_file(
+        tmp_path, "plan.json", [{"topic": "moving", "partition": 0, "replicas": target}]
+    )
+    started = partitions_cli(port, "reassign", "--execute", "--plan", plan)
+    assert started.returncode == 0, started.stderr
+
+    wait_until(lambda: ongoing(port) == {}, "the reassignment completed")
+    wait_until(lambda: replicas_of(port, "moving") == target, "Metadata shows the new replicas")
+    verified = partitions_cli(port, "reassign", "--verify", "--plan", plan)
+    assert verified.stdout.endswith("Reassignment of partition moving-0 is completed.\n")
+    produce(port, "moving", RECORDS, RECORDS)
+
+    assert elect(port, {"moving": [0]})[1][("moving", 0)] in (NONE, ELECTION_NOT_NEEDED)
+    wait_until(lambda: partitions_of(port, "moving")[0].leader_id == 4, "broker 4 leads")
+    state = partitions_of(port, "moving")[0]
+    assert sorted(state.isr_nodes) == sorted(target)
+    expected = [f"record-{i}" for i in range(2 * RECORDS)]
+    assert consume_all(nodes[4].port, "moving", 2 * RECORDS) == expected
