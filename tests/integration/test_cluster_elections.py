@@ -14,6 +14,8 @@ stays where it was), as an operator does before a preferred election.
   INVALID_REQUEST, and the cluster goes on.
 - `odradek partitions elect-leaders` does the same, with kafka-leader-election.sh's messages and
   exit codes.
+- With replication: the preferred leader stopped with SIGTERM and restarted gets its
+  leadership back from a preferred election once it is in the ISR again.
 - Leaderless partitions (their last ISR member dead, another replica alive): the periodic
   unclean election elects a leader once the topic allows it, and not before (negative
   control); ElectLeaders UNCLEAN does whatever the topic says.
@@ -284,3 +286,37 @@ def test_unclean_elections_of_leaderless_partitions(
     assert leader_of(port, "strict") == -1
     assert elect(port, {"strict": [0]}, UNCLEAN) == (NONE, {("strict", 0): NONE})
     wait_until(lambda: leader_of(port, "strict") == 4, "the unclean election asked for")
+
+
+def test_preferred_leader_restarted_gets_its_leadership_back(
+    unstarted_broker: Callable[..., Any],
+) -> None:
+    """The preferred leader stops (SIGTERM: its leadership moves away) and comes back; once it
+    has caught up and rejoined the ISR, a preferred election through the CLI gives it the
+    leadership back. Needs partition replication (the restarted broker rejoins the ISR)."""
+    pytest.importorskip("odradek.replication.replica_fetcher", reason="needs replication")
+    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
+    port = nodes[active_controller(nodes)].port
+    assert create_topic_raw(port, "restarted", partitions=1, replication=3) == 0
+    state = partitions_of(port, "restarted")[0]
+    preferred = int(state.replica_nodes[0])
+    assert state.leader_id == preferred
+    assert nodes[preferred].stop() == 0
+    survivor = nodes[next(i for i in VOTERS if i != preferred)].port
+    wait_until(
+        lambda: leader_of(survivor, "restarted") not in (preferred, -1), "the leadership moved"
+    )
+    nodes[preferred].start()
+    wait_until(
+        lambda: preferred in partitions_of(survivor, "restarted")[0].isr_nodes,
+        "the restarted broker back in the ISR",
+    )
+    assert leader_of(survivor, "restarted") != preferred
+    done = partitions_cli(
+        survivor, "elect-leaders", "--election-type", "preferred", "--topic", "restarted"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "Successfully completed leader election (PREFERRED) for partitions restarted-0\n"
+    )
+    wait_until(lambda: leader_of(survivor, "restarted") == preferred, "the leadership back")
