@@ -22,15 +22,17 @@ elections for the brokers whose leader imbalance is above
 topics that allow them (`elections.elect_unclean_leaders`).
 
 ElectLeaders and the reassignment requests are also served by a node alone (no Raft quorum):
-it decides under its own metadata lock.
+it decides under its own metadata lock, as the one registered broker it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from odradek.common.errors import ErrorCode, KafkaError
@@ -53,6 +55,7 @@ from odradek.metadata.elections import (
     elect_unclean_leaders,
     rebalance_leaders,
 )
+from odradek.metadata.image import BrokerRegistration, MetadataImage
 from odradek.metadata.producer_ids import BLOCK_SIZE, allocate_block
 from odradek.metadata.reassignment import (
     OngoingReassignment,
@@ -64,7 +67,6 @@ from odradek.metadata.reassignment import (
 from odradek.metadata.records import MetadataRecord
 
 if TYPE_CHECKING:
-    from odradek.metadata.image import MetadataImage
     from odradek.metadata.raft_quorum import RaftQuorum
     from odradek.server.node import Node
 
@@ -299,12 +301,21 @@ class ClusterControl:
             await self.node.commit([allocate_block(image, broker_id, broker_epoch)])
         return first, BLOCK_SIZE
 
+    def _decision_image(self) -> MetadataImage:
+        """The image the request cores decide against. A node alone (no Raft quorum) has no
+        broker registrations in its metadata; it decides as the one active broker it is."""
+        image = self.node.image
+        if self.node.raft_quorum() is not None or image.brokers:
+            return image
+        alone = BrokerRegistration(self.node.node_id, bytes(16), 0, fenced=False)
+        return dataclasses.replace(image, brokers=MappingProxyType({self.node.node_id: alone}))
+
     async def elect_leaders(
         self, election_type: int, partitions: Mapping[str, Sequence[int]] | None
     ) -> list[ElectionOutcome]:
         """ElectLeaders: the outcome per partition, once the elections are committed."""
         async with self._deciding():
-            records, outcomes = elect_leaders(self.node.image, election_type, partitions)
+            records, outcomes = elect_leaders(self._decision_image(), election_type, partitions)
             await self.node.commit(records)
         if records:
             logger.info(
@@ -323,7 +334,7 @@ class ClusterControl:
         a target of another size than the partition's replica set is INVALID_REPLICATION_FACTOR
         and the others go ahead."""
         async with self._deciding():
-            image = self.node.image
+            image = self._decision_image()
             refused: dict[int, ReassignmentOutcome] = {}
             if not allow_replication_factor_change:
                 for index, target in enumerate(targets):
