@@ -175,9 +175,9 @@ class ClusterControl:
         controller runs its own)."""
         while True:
             await asyncio.sleep(interval_ms / 1000)
-            await self.run_periodic(duty, decide)
+            await self._run_periodic(duty, decide)
 
-    async def run_periodic(self, duty: str, decide: Callable[[], list[MetadataRecord]]) -> int:
+    async def _run_periodic(self, duty: str, decide: Callable[[], list[MetadataRecord]]) -> int:
         """One pass of a periodic duty; how many records it committed."""
         try:
             quorum = self._active()
@@ -193,9 +193,11 @@ class ClusterControl:
                     )
                     await self.node.commit(records)
                 return len(records)
-        except KafkaError as exc:
+        except KafkaError as exc:  # lost the leadership meanwhile: the next one runs it
             logger.info("[Controller %d] %s skipped: %s", self.node.node_id, duty, exc)
-            return 0
+        except Exception:  # the timer must outlive a failed pass (a commit that failed)
+            logger.exception("[Controller %d] %s failed", self.node.node_id, duty)
+        return 0
 
     @contextlib.asynccontextmanager
     async def _deciding(self) -> AsyncIterator[None]:
