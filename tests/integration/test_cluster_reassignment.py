@@ -269,6 +269,9 @@ def test_bad_reassignments_get_kafka_s_errors(
     assert garbled.returncode == 2 and "not valid JSON" in garbled.stderr
     no_plan = partitions_cli(port, "reassign", "--execute")
     assert no_plan.returncode == 2 and "--execute needs --plan FILE" in no_plan.stderr
+    misplaced = partitions_cli(port, "reassign", "--list", "--topics", "bad")
+    assert misplaced.returncode == 2
+    assert 'Option "--topics" can\'t be used with action "--list"' in misplaced.stderr
     assert ongoing(port) == {}
 
     # --generate: a plan over the brokers listed, each partition on distinct brokers of it

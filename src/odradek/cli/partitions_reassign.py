@@ -282,7 +282,25 @@ def refused(what: str, errors: dict[tuple[str, int], str]) -> ClientError:
 # -- actions -----------------------------------------------------------------------------------
 
 
+ALLOWED = {  # the options each action takes, as kafka-reassign-partitions.sh checks them
+    "generate": {"topics", "broker_list", "disable_rack_aware"},
+    "execute": {"plan", "additional", "disallow_replication_factor_change"},
+    "verify": {"plan"},
+    "cancel": {"plan"},
+    "list": set(),
+}
+
+
+def check_options(args: argparse.Namespace) -> None:
+    for option in ALLOWED["generate"] | ALLOWED["execute"]:
+        value = getattr(args, option)
+        if value not in (None, False) and option not in ALLOWED[args.action]:
+            flag = "--" + option.replace("_", "-")
+            raise ClientError(f'Option "{flag}" can\'t be used with action "--{args.action}"')
+
+
 def cmd_reassign(args: argparse.Namespace) -> int:
+    check_options(args)
     action = args.action
     if action == "generate":
         return generate(args)
