@@ -121,7 +121,9 @@ class Cluster:
         raise TimeoutError(what)
 
     def create(self, name: str, assignment: list[int]) -> None:
-        future = self.admin().create_topics([NewTopic(name, replica_assignment=[assignment])])
+        future = self.admin().create_topics(
+            [NewTopic(name, num_partitions=1, replica_assignment=[assignment])]
+        )
         future[name].result(timeout=TIMEOUT_S)
         self.wait(lambda: self.in_sync(name, len(assignment)), f"{name} in sync")
 
