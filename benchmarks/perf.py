@@ -7,7 +7,8 @@ docs/benchmarks.md.
     python benchmarks/perf.py --spawn --preset large     # 200,000 x 1 KiB
     python benchmarks/perf.py --bootstrap 127.0.0.1:9092 # any running broker, Kafka included
 
-Scenarios, each on a fresh topic with 1 partition and replication factor 1:
+Scenarios, each on a fresh topic with 1 partition and replication factor 1 (or
+--replication-factor, against a cluster: `odradek cluster up -n 3`, then --bootstrap):
 
 - produce-acks1 / produce-acksall: N records of S bytes, linger.ms=5, batch.size=1 MiB,
   socket.nagle.disable=true, produce() + poll(0) in a tight loop, flush at the end.
@@ -248,13 +249,14 @@ def _throughput(scenario: str, records: int, size: int, seconds: float, **extra:
 _ADMINS: dict[str, AdminClient] = {}
 
 
-def create_topic(bootstrap: str, name: str) -> None:
+def create_topic(bootstrap: str, name: str, replication_factor: int = 1) -> None:
     # one AdminClient for the whole run: a client destroyed right after its request completes
     # leaves librdkafka logging about purged background events
     admin = _ADMINS.get(bootstrap)
     if admin is None:
         admin = _ADMINS[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
-    future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name]
+    new = NewTopic(name, num_partitions=1, replication_factor=replication_factor)
+    future = admin.create_topics([new])[name]
     future.result(timeout=30)
 
 
@@ -553,7 +555,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for scenario in scenarios:
             topic = f"perf-{scenario}-{uuid.uuid4().hex[:8]}"
             if scenario.startswith("produce"):
-                create_topic(bootstrap, topic)
+                create_topic(bootstrap, topic, args.replication_factor)
                 acks = "1" if scenario == "produce-acks1" else "all"
                 result = produce(bootstrap, topic, acks, records, size, args.max_seconds)
                 if acks == "1" or filled_topic is None:
@@ -561,11 +563,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             elif scenario == "consume":
                 if filled_topic is None:  # consume alone: fill a topic first, untimed
                     filled_topic = topic
-                    create_topic(bootstrap, topic)
+                    create_topic(bootstrap, topic, args.replication_factor)
                     produce(bootstrap, topic, "1", records, size, args.max_seconds)
                 result = consume(bootstrap, filled_topic, records, args.max_seconds)
             else:
-                create_topic(bootstrap, topic)
+                create_topic(bootstrap, topic, args.replication_factor)
                 result = latency(
                     bootstrap,
                     topic,
@@ -627,6 +629,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="default: 1,000,000 x 100 B; large: 200,000 x 1024 B",
     )
     parser.add_argument("--records", type=int, help="records per scenario (overrides preset)")
+    parser.add_argument(
+        "--replication-factor", type=int, default=1, help="of each scenario's topic (1)"
+    )
     parser.add_argument("--size", type=int, help="record value bytes (overrides preset)")
     parser.add_argument(
         "--scenarios",

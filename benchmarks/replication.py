@@ -121,9 +121,11 @@ class Cluster:
         raise TimeoutError(what)
 
     def create(self, name: str, assignment: list[int]) -> None:
-        future = self.admin().create_topics(
-            [NewTopic(name, num_partitions=1, replica_assignment=[assignment])]
-        )
+        admin = self.admin()  # kept until the answer: a destroyed client fails its futures
+        # the cluster's min.insync.replicas is 2: one replica alone could never take acks=all
+        config = {"min.insync.replicas": str(min(2, len(assignment)))}
+        topic = NewTopic(name, num_partitions=1, replica_assignment=[assignment], config=config)
+        future = admin.create_topics([topic])
         future[name].result(timeout=TIMEOUT_S)
         self.wait(lambda: self.in_sync(name, len(assignment)), f"{name} in sync")
 

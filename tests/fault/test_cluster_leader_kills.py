@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from cluster_helpers import (
+from cluster_processes import (
     create_topic,
     leader_of,
     live_port,

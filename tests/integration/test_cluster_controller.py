@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from cluster_helpers import (
+from cluster_processes import (
     CLUSTER_ID,
     SESSION_TIMEOUT_MS,
     VOTERS,

@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from cluster_helpers import (
+from confluent_kafka import Consumer, Producer
+
+from cluster_processes import (
     SESSION_TIMEOUT_MS,
     VOTERS,
     create_topic,
@@ -23,7 +25,7 @@ from cluster_helpers import (
     start_cluster,
     wait_until,
 )
-from confluent_kafka import Consumer, Producer
+from odradek.coordinator.group.records import group_partition
 
 OFFSETS_TOPIC = "__consumer_offsets"
 RECORDS = 300
@@ -48,6 +50,16 @@ def offset_fetch_error(port: int, group_id: str) -> int:
         ),
     )
     return int(answer.groups[0].error_code)
+
+
+def groups_led_by(broker: int, leaders: dict[int, int], count: int) -> list[str]:
+    """`count` new group ids whose `__consumer_offsets` partition `broker` leads."""
+    found: list[str] = []
+    while len(found) < count:
+        group = f"group-{uuid.uuid4().hex[:8]}"
+        if leaders[group_partition(group, len(leaders))] == broker:
+            found.append(group)
+    return found
 
 
 def consume(bootstrap: str, group_id: str, topic: str, expected: int) -> list[bytes]:
@@ -88,24 +100,23 @@ def test_groups_are_coordinated_by_the_leaders_of_their_partitions(
     nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
     bootstrap = ",".join(n.bootstrap for n in nodes.values())
     port = nodes[VOTERS[0]].port
-    groups = [f"group-{i}-{uuid.uuid4().hex[:6]}" for i in range(12)]
-
-    # the first lookup creates __consumer_offsets; every broker then names the same leader
-    def all_found() -> bool:
-        return all(find_coordinator(port, g)[0] == 0 for g in groups)
-
-    wait_until(all_found, "__consumer_offsets and its leaders")
+    # the first lookup creates __consumer_offsets and waits for its leaders
+    wait_until(lambda: find_coordinator(port, "first")[0] == 0, "__consumer_offsets")
     offsets = partitions_of(port, OFFSETS_TOPIC)
     assert len(offsets) > 1
+    leaders = {index: int(p.leader_id) for index, p in offsets.items()}
+    assert set(leaders.values()) == set(VOTERS)  # the leaderships are spread
+    # two groups per broker, picked by where Kafka's hash places them
+    groups = [g for broker in VOTERS for g in groups_led_by(broker, leaders, count=2)]
     coordinators: dict[str, int] = {}
     for group in groups:
         answers = {find_coordinator(n.port, group) for n in nodes.values()}
         assert len(answers) == 1, answers
-        ((_, coordinator),) = answers
+        ((error, coordinator),) = answers
+        assert error == 0
+        assert coordinator == leaders[group_partition(group, len(offsets))]
         coordinators[group] = coordinator
-    assert set(coordinators.values()) == set(VOTERS)  # spread over every broker
-    leaders = {int(p.leader_id) for p in offsets.values()}
-    assert set(coordinators.values()) <= leaders
+    assert set(coordinators.values()) == set(VOTERS)
 
     # a broker that does not coordinate a group says so
     for group, coordinator in coordinators.items():

@@ -442,6 +442,40 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         "Maximum number of incremental fetch sessions.",
         minimum=0,
     ),
+    # --- replication (followers fetching from leaders) ---
+    ConfigDef(
+        "replica.lag.time.max.ms",
+        _T.LONG,
+        30000,
+        "A follower that has not caught up with the leader for this long leaves the ISR.",
+        minimum=1,
+    ),
+    ConfigDef("num.replica.fetchers", _T.INT, 1, "Fetch loops per source broker.", minimum=1),
+    ConfigDef(
+        "replica.fetch.max.bytes",
+        _T.INT,
+        1048576,
+        "Bytes a follower asks per partition.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "replica.fetch.response.max.bytes",
+        _T.INT,
+        10485760,
+        "Bytes a follower asks per fetch response.",
+        minimum=0,
+    ),
+    ConfigDef(
+        "replica.fetch.wait.max.ms", _T.INT, 500, "Max wait of a follower's fetch.", minimum=0
+    ),
+    ConfigDef("replica.fetch.min.bytes", _T.INT, 1, "Min bytes of a follower's fetch.", minimum=1),
+    ConfigDef(
+        "replica.fetch.backoff.ms",
+        _T.INT,
+        1000,
+        "How long a follower waits after a failed fetch before the next.",
+        minimum=0,
+    ),
     # --- producers ---
     ConfigDef(
         "producer.id.expiration.ms",

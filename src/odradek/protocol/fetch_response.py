@@ -5,7 +5,8 @@ left as the buffer the log read them into, so the socket's `writelines` sends th
 another copy. Layout: throttle_time_ms, error_code + session_id (v7+), then per topic its name
 (or id, v13+) and per partition: index, error_code, high_watermark, last_stable_offset,
 log_start_offset (v5+), aborted_transactions (nullable), preferred_read_replica (v11+),
-records; v12+ are flexible (compact lengths, empty tagged fields).
+records; v12+ are flexible (compact lengths, empty tagged fields except a replica's
+diverging_epoch, tagged field 0 of a partition).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from odradek.protocol.codec import write_uvarint as _uvarint
 _PARTITION_HEAD = struct.Struct(">ihqq")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
+_EPOCH_END = struct.Struct(">iq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class FetchPartitionData:
     log_start_offset: int
     aborted_transactions: Sequence[tuple[int, int]] | None  # (producer_id, first_offset)
     records: bytes
+    diverging_epoch: tuple[int, int] | None = None  # v12+ (epoch, end offset), to a replica
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,11 @@ def encode_fetch_response(
             else:
                 current += records
             if flexible:
-                current += b"\x00"  # partition tagged fields
+                diverging = partition.diverging_epoch
+                if diverging is None:
+                    current += b"\x00"  # partition tagged fields
+                else:  # one tagged field: tag 0, DivergingEpoch (epoch, end_offset, no tags)
+                    current += b"\x01\x00\x0d" + _EPOCH_END.pack(*diverging) + b"\x00"
         if flexible:
             current += b"\x00"  # topic tagged fields
     if flexible:

@@ -4,13 +4,19 @@ Waiters ask for durability up to an offset; if no fsync of that log is running, 
 a worker thread. When it finishes, every waiter at or below the new recovery point is released
 and, if appends arrived meanwhile, the next fsync starts at once: under load the log is fsync'd
 back to back and each fsync acknowledges a whole group of produce requests.
+
+With followers, durability of an acks=all append also needs the in-sync followers to have it
+(they fsync before they fetch again, so a fetch offset they report is durable there): the
+partition sets `wait_replicated`, awaited after the local fsync, which ends once the high
+watermark covers the offset. A leader alone has its high watermark at its log end, so that
+wait returns at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from odradek.common.errors import StorageError
 
@@ -23,9 +29,19 @@ class GroupCommit:
         self._recovery_point = recovery_point
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._flushing = False
+        self.wait_replicated: Callable[[int], Awaitable[None]] | None = None
 
     async def wait_durable(self, end_offset: int) -> None:
-        """Return once every offset below `end_offset` has been fsync'd."""
+        """Return once every offset below `end_offset` has been fsync'd (and replicated to
+        the ISR, see `wait_replicated`)."""
+        if self._recovery_point() < end_offset:
+            await self.wait_flushed(end_offset)
+        if self.wait_replicated is not None:
+            await self.wait_replicated(end_offset)
+
+    async def wait_flushed(self, end_offset: int) -> None:
+        """Return once every offset below `end_offset` has been fsync'd here (a follower
+        before its next fetch)."""
         if self._recovery_point() >= end_offset:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -24,6 +24,8 @@ class SessionPartition:
     fetch_offset: int
     partition_max_bytes: int
     current_leader_epoch: int = -1
+    last_fetched_epoch: int = -1  # v12+; a replica's fetch checks it for divergence
+    replica_log_start_offset: int = -1  # a replica's own log start offset
     # what the client was last told, to decide whether an incremental response includes it
     high_watermark: int = -1
     last_stable_offset: int = -1

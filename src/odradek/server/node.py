@@ -154,6 +154,7 @@ class Node:
         self.log_manager.ensure_meta_properties(self.node_id, self.cluster_id)
         self.log_manager.load()
         self.quorum = self._new_quorum()
+        self.replica_manager.controller_channel = self.controller_channel  # replication: ISR
         self._image_changed = asyncio.Event()
         self.quorum.load()
         raft = self.raft_quorum()
@@ -178,6 +179,7 @@ class Node:
         if self.config["log.flush.scheduler.interval.ms"] < FLUSHER_NEVER_MS:
             self._flusher = loop.create_task(self._flush_periodically())
         self.log_cleaner.start()
+        self.replica_manager.start()  # replication: follower fetch loops, ISR shrink checks
         if self.lifecycle is not None:
             self.lifecycle.start()
 
@@ -377,6 +379,7 @@ class Node:
                 task.cancel()
         self.group_coordinator.stop()
         self.transaction_coordinator.stop()
+        await self.replica_manager.stop()  # replication: no more fetching or ISR proposals
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         # A cleaning in progress stops at its next batch (a moment's wait, not a whole
         # cleaning); its cleaned files are dropped.

@@ -438,6 +438,18 @@ class Log:
         with self._lock:
             return self.leader_epochs.end_offset_for(leader_epoch, self._log_end_offset)
 
+    @property
+    def latest_epoch(self) -> int:
+        """The leader epoch of the last batch (-1 when the log holds none with an epoch)."""
+        with self._lock:
+            return self.leader_epochs.latest_epoch
+
+    def assign_epoch_start_offset(self, leader_epoch: int, offset: int) -> None:
+        """A new leader's epoch starts at its log end (Kafka's maybeAssignEpochStartOffset),
+        so its epoch is known before its first append."""
+        with self._lock:
+            self.leader_epochs.assign(leader_epoch, offset)
+
     def _batches(
         self, start: int, chunk_bytes: int = 1 << 20
     ) -> Iterator[tuple[BatchHeader, memoryview]]:
@@ -844,6 +856,32 @@ class Log:
         # What producers wrote above the new end is gone: rebuild their state from below it.
         self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
         self._load_producer_state(clean_shutdown=False)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and start empty at `offset` (Kafka's truncateFullyAndStartAt):
+        a follower whose log ends before its leader's log start cannot catch up otherwise."""
+        with self._cleaning_interrupted(), self._flush_lock, self._lock:
+            for segment in self._segments:
+                segment.delete()
+            for old in snapshot_offsets(self.fileio.list_dir(self.directory)):
+                self.fileio.delete(self.directory / snapshot_name(old))
+            self._segments = [
+                LogSegment(
+                    self.fileio,
+                    self.directory,
+                    offset,
+                    index_interval_bytes=self.config.index_interval_bytes,
+                    max_index_bytes=self.config.segment_index_bytes,
+                    created_ms=self.clock.wall_ms(),
+                )
+            ]
+            self._bases = [offset]
+            self._directory_dirty = True
+            self._log_end_offset = self._log_start_offset = self._recovery_point = offset
+            self.truncated_to = min(self.truncated_to, offset)
+            self.leader_epochs.truncate_from_end(0)
+            self.producer_state = ProducerStateManager(f"{self.topic}-{self.partition}")
+            logger.info("%s truncated fully, now starting at offset %d", self._prefix, offset)
 
     def retention_start_offset(self, now_ms: int) -> int | None:
         """Where retention wants the log to start (a segment's base offset, or the log end when

@@ -1,7 +1,8 @@
 """All the logs of a broker, across its log dirs (`log.dirs`).
 
 Each log dir holds one directory per partition (`<topic>-<partition>/`, see `log.Log`), the
-offset checkpoints (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`, see
+offset checkpoints (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+`replication-offset-checkpoint` with the high watermarks, see
 `checkpoints`) and `meta.properties`. A partition dir being deleted is first renamed to
 `<topic>-<partition>.<uuid hex>-delete`, so a crash midway leaves a name `load()` finishes off
 instead of a half-deleted log.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from odradek.common.clock import Clock
@@ -25,6 +26,7 @@ from odradek.common.errors import StorageError
 from odradek.storage.checkpoints import (
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
     MetaProperties,
     random_uuid,
     read_meta_properties,
@@ -79,6 +81,10 @@ class LogManager:
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
         self._lock = threading.Lock()
+        # High watermarks as `replication-offset-checkpoint` last held them (read by load());
+        # `high_watermarks`, set by the replica manager, gives the current ones to checkpoint.
+        self.checkpointed_high_watermarks: dict[TopicPartition, int] = {}
+        self.high_watermarks: Callable[[], Mapping[TopicPartition, int]] | None = None
 
     def _failure_handler(self, log_dir: Path) -> Callable[[OSError], None]:
         def on_error(err: OSError) -> None:
@@ -108,6 +114,9 @@ class LogManager:
         fileio.mkdir(log_dir)
         recovery_points = read_offsets_checkpoint(fileio, log_dir / RECOVERY_POINT_CHECKPOINT)
         log_start_offsets = read_offsets_checkpoint(fileio, log_dir / LOG_START_OFFSET_CHECKPOINT)
+        self.checkpointed_high_watermarks.update(
+            read_offsets_checkpoint(fileio, log_dir / REPLICATION_OFFSET_CHECKPOINT)
+        )
         clean_shutdown = fileio.exists(log_dir / CLEAN_SHUTDOWN_FILE)
         for name in fileio.list_dir(log_dir):
             path = log_dir / name
@@ -254,13 +263,15 @@ class LogManager:
                     logger.exception("flushing %s-%d failed", *key)
 
     def checkpoint(self) -> None:
-        """Write the recovery-point and log-start-offset checkpoints of every online dir.
+        """Write the recovery-point and log-start-offset checkpoints of every online dir, and
+        replication-offset-checkpoint (high watermarks) when the replica manager gives them.
 
         A dir whose write fails goes offline (and is skipped); the others are still written.
         """
         by_dir: dict[Path, dict[TopicPartition, Log]] = {d: {} for d in self.log_dirs}
         for key, log in list(self._logs.items()):
             by_dir[self._dir_of[key]][key] = log
+        current = self.high_watermarks() if self.high_watermarks is not None else None
         for log_dir, logs in by_dir.items():
             if not self.is_online(log_dir):
                 continue
@@ -276,6 +287,15 @@ class LogManager:
                     log_dir / LOG_START_OFFSET_CHECKPOINT,
                     {key: log.log_start_offset for key, log in logs.items()},
                 )
+                if current is not None:
+                    high_watermarks: dict[TopicPartition, int] = {}
+                    for key in logs:
+                        value = current.get(key, self.checkpointed_high_watermarks.get(key))
+                        if value is not None:
+                            high_watermarks[key] = value
+                    write_offsets_checkpoint(
+                        fileio, log_dir / REPLICATION_OFFSET_CHECKPOINT, high_watermarks
+                    )
             except StorageError:
                 logger.exception("checkpointing %s failed", log_dir)
 

@@ -12,6 +12,13 @@ Every version carries the real last stable offset. A transaction marker is an ap
 wakes long-polling fetchers: a read_committed one that was waiting for the last stable offset
 to move re-reads then. A replica's Fetch of `__cluster_metadata` (v12+) goes to the metadata
 quorum instead (`quorum_support.py`).
+
+A replica's fetch (replica_id >= 0 before v15, replica_state.replica_id from v15) of any other
+partition is a follower's: the leader reads up to its log end offset instead of the high
+watermark, records the follower's position (which moves the ISR and the high watermark), and
+for v12+ answers `diverging_epoch` instead of records when the follower's last fetched epoch
+ends before its fetch offset (Partition.read_for_replica). Only the leader serves fetches: a
+consumer fetching from a follower gets NOT_LEADER_OR_FOLLOWER (no fetch from followers).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class _Result:
     log_start_offset: int = -1
     records: bytes = b""
     aborted_transactions: tuple[tuple[int, int], ...] = ()
+    diverging_epoch: tuple[int, int] | None = None
 
 
 def _requested(
@@ -82,6 +90,8 @@ def _requested(
                 item.fetch_offset,
                 item.partition_max_bytes,
                 getattr(item, "current_leader_epoch", -1),
+                getattr(item, "last_fetched_epoch", -1),
+                getattr(item, "log_start_offset", -1),
             )
             topic_ids[key] = raw_id
     forgotten: set[_Key] = set()
@@ -97,12 +107,20 @@ def _requested(
     return wanted, topic_ids, unknown, forgotten
 
 
+def _replica_id(ctx: RequestContext, request: Any) -> int:
+    """The fetching replica's id, or -1 for a consumer."""
+    if ctx.api_version >= 15:
+        return int(request.replica_state.replica_id)
+    return int(getattr(request, "replica_id", -1))
+
+
 def _read_all(
     ctx: RequestContext,
     partitions: OrderedDict[_Key, SessionPartition],
     topic_ids: dict[_Key, bytes],
     max_bytes: int,
     read_committed: bool,
+    replica_id: int = -1,
 ) -> tuple[list[_Result], int, list[Partition]]:
     replica_manager = ctx.node.replica_manager
     results: list[_Result] = []
@@ -111,6 +129,35 @@ def _read_all(
     for key, state in partitions.items():
         topic_id = topic_ids.get(key, bytes(16))
         try:
+            if replica_id >= 0:
+                partition = replica_manager.hosted(*key)
+                if state.partition_max_bytes < 0:
+                    raise KafkaError("negative partition_max_bytes", ErrorCode.INVALID_REQUEST)
+                limit = min(state.partition_max_bytes, max(max_bytes - total, 0))
+                replica_read = partition.read_for_replica(
+                    replica_id,
+                    state.fetch_offset,
+                    state.last_fetched_epoch,
+                    state.current_leader_epoch,
+                    state.replica_log_start_offset,
+                    limit,
+                    total == 0,
+                )
+                total += len(replica_read.records)
+                waitable.append(partition)
+                results.append(
+                    _Result(
+                        key,
+                        topic_id,
+                        ErrorCode.NONE,
+                        replica_read.high_watermark,
+                        partition.last_stable_offset,
+                        replica_read.log_start_offset,
+                        replica_read.records,
+                        diverging_epoch=replica_read.diverging_epoch,
+                    )
+                )
+                continue
             partition = replica_manager.leader(*key)
             partition.check_leader_epoch(state.current_leader_epoch)
             if state.partition_max_bytes < 0:
@@ -125,7 +172,7 @@ def _read_all(
                 code = ErrorCode.UNKNOWN_TOPIC_ID if key[0] not in ctx.node.image.topics else code
             result = _Result(key, topic_id, code)
             if code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                leader = replica_manager.leader(*key)
+                leader = replica_manager.hosted(*key)
                 result.high_watermark = leader.high_watermark
                 result.last_stable_offset = leader.last_stable_offset
                 result.log_start_offset = leader.log.log_start_offset
@@ -153,6 +200,7 @@ def _changed(result: _Result, state: SessionPartition) -> bool:
     return bool(
         result.records
         or result.error != ErrorCode.NONE
+        or result.diverging_epoch is not None
         or result.high_watermark != state.high_watermark
         or result.last_stable_offset != state.last_stable_offset
         or result.log_start_offset != state.log_start_offset
@@ -209,8 +257,11 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     read_committed = getattr(request, "isolation_level", 0) == 1
     max_wait_ms = millis(request.max_wait)
     deadline = node.clock.monotonic_ms() + max_wait_ms
+    replica_id = _replica_id(ctx, request)
     while True:
-        results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes, read_committed)
+        results, total, waitable = _read_all(
+            ctx, to_read, topic_ids, max_bytes, read_committed, replica_id
+        )
         remaining = deadline - node.clock.monotonic_ms()
         has_error = any(r.error != ErrorCode.NONE for r in results) or unknown
         if total >= request.min_bytes or remaining <= 0 or has_error or not waitable:
@@ -219,7 +270,9 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
             break
         await node.replica_manager.wait_for_append(waitable, remaining)
         if node.clock.monotonic_ms() >= deadline:
-            results, total, waitable = _read_all(ctx, to_read, topic_ids, max_bytes, read_committed)
+            results, total, waitable = _read_all(
+                ctx, to_read, topic_ids, max_bytes, read_committed, replica_id
+            )
             break
 
     if incremental and session is not None:
@@ -250,6 +303,7 @@ def _response(
                 r.log_start_offset,
                 r.aborted_transactions if read_committed else None,
                 r.records,
+                r.diverging_epoch,
             )
         )
     topics = [FetchTopicData(name, topic_id, parts) for (name, topic_id), parts in by_topic.items()]

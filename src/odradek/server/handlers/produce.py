@@ -9,7 +9,12 @@ transactional batch that would open its producer's transaction on a partition is
 verified with the transaction coordinator (server/transaction_verification.py). Clients may
 not write to the internal topics (server/write_policy.py). acks=0 gets no
 response (an error closes the connection so the client notices, as Kafka does); acks=1 is
-answered after the append; acks=-1 after a group-commit fsync covers the records.
+answered after the append; acks=-1 after a group-commit fsync covers the records here and the
+high watermark reaches them (every in-sync replica has them, fsync'd: Kafka's DelayedProduce),
+up to the request's timeout (REQUEST_TIMED_OUT). acks=-1 is refused before the append with
+NOT_ENOUGH_REPLICAS while the ISR is smaller than min.insync.replicas, and answered
+NOT_ENOUGH_REPLICAS_AFTER_APPEND when the records were replicated but the ISR has meanwhile
+shrunk below it. Only the leader accepts records (NOT_LEADER_OR_FOLLOWER elsewhere).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from odradek.common.errors import ErrorCode, KafkaError
 from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.protocol.produce import decode_produce_request
+from odradek.replication.partition import Partition
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
 from odradek.server.transaction_verification import (
@@ -47,6 +53,7 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
     replica_manager = ctx.node.replica_manager
     outcomes: dict[tuple[str, int], _Outcome] = {}
     durable: dict[tuple[str, int], asyncio.Future[None] | Any] = {}
+    leaders: dict[tuple[str, int], Partition] = {}
     acks = data.acks
     for topic in data.topics:
         for item in topic.partitions:
@@ -79,6 +86,7 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                 outcomes[key] = (ErrorCode.NONE, result, None)
                 if acks == -1:
                     durable[key] = partition.group_commit.wait_durable(result.last_offset + 1)
+                    leaders[key] = partition
             except KafkaError as exc:
                 outcomes[key] = (exc.code, None, str(exc) or None)
     if acks == 0:
@@ -86,21 +94,38 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
             raise CloseConnection("acks=0 produce failed")
         return NO_RESPONSE
     if durable:
-        await _await_durable(durable, outcomes, data.timeout_ms)
+        await _await_durable(durable, outcomes, data.timeout_ms, leaders)
     return _response(version, data, outcomes)
 
 
 async def _await_durable(
-    durable: dict[tuple[str, int], Any], outcomes: dict[tuple[str, int], _Outcome], timeout_ms: int
+    durable: dict[tuple[str, int], Any],
+    outcomes: dict[tuple[str, int], _Outcome],
+    timeout_ms: int,
+    leaders: dict[tuple[str, int], Partition],
 ) -> None:
     tasks = {key: asyncio.ensure_future(waiter) for key, waiter in durable.items()}
     _, pending = await asyncio.wait(tasks.values(), timeout=max(timeout_ms, 0) / 1000)
     for key, task in tasks.items():
         if task in pending:
             task.cancel()
-            outcomes[key] = (ErrorCode.REQUEST_TIMED_OUT, None, "timed out waiting for fsync")
-        elif task.exception() is not None:
-            outcomes[key] = (ErrorCode.KAFKA_STORAGE_ERROR, None, str(task.exception()))
+            outcomes[key] = (
+                ErrorCode.REQUEST_TIMED_OUT,
+                None,
+                "timed out waiting for the in-sync replicas",
+            )
+            continue
+        error = task.exception()
+        if isinstance(error, KafkaError):
+            outcomes[key] = (error.code, None, str(error))
+        elif error is not None:
+            outcomes[key] = (ErrorCode.KAFKA_STORAGE_ERROR, None, str(error))
+        elif leaders[key].under_min_isr():
+            outcomes[key] = (
+                ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                None,
+                "the ISR shrank below min.insync.replicas after the append",
+            )
 
 
 def _response(version: int, data: Any, outcomes: dict[tuple[str, int], _Outcome]) -> Any:

@@ -141,7 +141,9 @@ def create_topic(
 ) -> None:
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
     topic = (
-        NewTopic(name, replica_assignment=assignment, config=config or {})
+        NewTopic(  # confluent-kafka refuses an assignment with its default partition count
+            name, len(assignment), replica_assignment=assignment, config=config or {}
+        )
         if assignment is not None
         else NewTopic(
             name, num_partitions=partitions, replication_factor=replication, config=config or {}
