@@ -1,6 +1,6 @@
 """`odradek partitions` as a subprocess, and raw ElectLeaders, AlterPartitionReassignments and
 ListPartitionReassignments requests for the cluster tests (kio entities over a plain socket,
-`cluster_helpers.raw`), answers as plain dicts keyed by (topic, partition)."""
+`cluster_processes.raw`), answers as plain dicts keyed by (topic, partition)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cluster_helpers import raw
+from cluster_processes import raw
 
 PREFERRED = 0
 UNCLEAN = 1

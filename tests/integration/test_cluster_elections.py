@@ -14,7 +14,7 @@ stays where it was), as an operator does before a preferred election.
   INVALID_REQUEST, and the cluster goes on.
 - `odradek partitions elect-leaders` does the same, with kafka-leader-election.sh's messages and
   exit codes.
-- With replication: the preferred leader stopped with SIGTERM and restarted gets its
+- The preferred leader stopped with SIGTERM and restarted gets its
   leadership back from a preferred election once it is in the ISR again.
 - Leaderless partitions (their last ISR member dead, another replica alive): the periodic
   unclean election elects a leader once the topic allows it, and not before (negative
@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from election_requests import UNCLEAN, elect, partitions_cli, reassign
 
-from cluster_helpers import (
+from cluster_processes import (
     CLUSTER_ID,
     SESSION_TIMEOUT_MS,
     VOTERS,
@@ -166,17 +166,14 @@ def test_preferred_election_moves_the_leadership_back(
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["rebalance", "negative-control"])
 def test_auto_leader_rebalance(unstarted_broker: Callable[..., Any], enabled: bool) -> None:
-    def make(overrides: dict[str, Any], port: int) -> Any:
-        return unstarted_broker(
-            {
-                **overrides,
-                "auto.leader.rebalance.enable": str(enabled).lower(),
-                "leader.imbalance.check.interval.seconds": 1,
-            },
-            port=port,
-        )
-
-    nodes = start_cluster(make, SESSION_TIMEOUT_MS)
+    nodes = start_cluster(
+        unstarted_broker,
+        SESSION_TIMEOUT_MS,
+        {
+            "auto.leader.rebalance.enable": str(enabled).lower(),
+            "leader.imbalance.check.interval.seconds": 1,
+        },
+    )
     port = nodes[active_controller(nodes)].port
     assert create_topic_raw(port, "rebalanced", partitions=1, replication=3) == 0
     old_leader, preferred = make_leader_not_preferred(port, "rebalanced")
@@ -248,10 +245,9 @@ def test_unclean_elections_of_leaderless_partitions(
     controller's periodic unclean election gives it 4 as leader; the other gets one only when
     an admin asks (ElectLeaders UNCLEAN), whatever its topic says."""
 
-    def make(overrides: dict[str, Any], port: int) -> Any:
-        return unstarted_broker({**overrides, "unclean.leader.election.interval.ms": 500}, port)
-
-    nodes = start_cluster(make, SESSION_TIMEOUT_MS)
+    nodes = start_cluster(
+        unstarted_broker, SESSION_TIMEOUT_MS, {"unclean.leader.election.interval.ms": 500}
+    )
     voters = ",".join(f"{i}@127.0.0.1:{nodes[i].port}" for i in VOTERS)
     for node_id in (4, 5):
         nodes[node_id] = unstarted_broker(
@@ -293,8 +289,7 @@ def test_preferred_leader_restarted_gets_its_leadership_back(
 ) -> None:
     """The preferred leader stops (SIGTERM: its leadership moves away) and comes back; once it
     has caught up and rejoined the ISR, a preferred election through the CLI gives it the
-    leadership back. Needs partition replication (the restarted broker rejoins the ISR)."""
-    pytest.importorskip("odradek.replication.replica_fetcher", reason="needs replication")
+    leadership back."""
     nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
     port = nodes[active_controller(nodes)].port
     assert create_topic_raw(port, "restarted", partitions=1, replication=3) == 0

@@ -26,10 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from election_requests import elect, ongoing, partitions_cli, reassign
 
-from cluster_helpers import (
+from cluster_processes import (
     SESSION_TIMEOUT_MS,
     VOTERS,
     active_controller,
@@ -356,7 +355,6 @@ def test_reassignment_completes_without_loss(
     """Once broker 4 has copied the partition and joined the ISR the reassignment completes:
     the replica leaving is gone, every record produced before and after (acks=all) is read
     back, and a preferred election moves the leadership to broker 4, first in the new list."""
-    pytest.importorskip("odradek.replication.replica_fetcher", reason="needs replication")
     nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS)
     port = nodes[active_controller(nodes)].port
     assert create_topic_raw(port, "moving", partitions=1, replication=3) == 0

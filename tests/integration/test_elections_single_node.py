@@ -8,7 +8,7 @@ from typing import Any
 
 from election_requests import UNCLEAN, elect, ongoing, reassign
 
-from cluster_helpers import create_topic_raw, metadata
+from cluster_processes import create_topic_raw, metadata
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_REPLICA_ASSIGNMENT = 39
