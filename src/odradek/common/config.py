@@ -160,6 +160,14 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         minimum=1,
     ),
     ConfigDef(
+        "unclean.leader.election.interval.ms",
+        _T.LONG,
+        300000,
+        "How often the controller checks whether it should perform an unclean leader election"
+        " for leaderless partitions.",
+        minimum=1,
+    ),
+    ConfigDef(
         "process.roles",
         _T.LIST,
         ["broker", "controller"],

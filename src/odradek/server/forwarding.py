@@ -1,8 +1,9 @@
 """Admin requests a broker cannot decide go to the active controller (Kafka's forwarding, KIP-590).
 
 In a cluster with a Raft quorum only the active controller writes metadata. A broker that
-receives CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs or
-IncrementalAlterConfigs sends the same request, at the client's version, to the controller and
+receives CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
+IncrementalAlterConfigs, ElectLeaders, AlterPartitionReassignments or
+ListPartitionReassignments sends the same request, at the client's version, to the controller and
 returns its answer, which comes after the change is committed. Kafka wraps the request in an
 Envelope to carry the client's principal; until there is an authorizer there is no principal to
 carry, so the request goes as it came.
@@ -36,6 +37,9 @@ FORWARDED = frozenset(
         ApiKey.CREATE_PARTITIONS,
         ApiKey.ALTER_CONFIGS,
         ApiKey.INCREMENTAL_ALTER_CONFIGS,
+        ApiKey.ELECT_LEADERS,
+        ApiKey.ALTER_PARTITION_REASSIGNMENTS,
+        ApiKey.LIST_PARTITION_REASSIGNMENTS,
     }
 )
 SETTLE_TIMEOUT_S = 3.0

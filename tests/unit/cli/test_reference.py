@@ -35,6 +35,7 @@ def test_client_commands_show_examples_in_their_help() -> None:
             ("configs",),
             ("transactions",),
             ("metadata-quorum",),
+            ("partitions",),
             ("cluster",),
             ("perf",),
             ("completion",),
