@@ -130,6 +130,15 @@ class HeartbeatTracker:
             and not self.session_alive(broker_id, now_ms)
         )
 
+    def next_expiry(self, image: MetadataImage) -> int | None:
+        """When the earliest session of an unfenced broker expires (None: no such session)."""
+        deadlines = [
+            session.last_contact_ms + self.session_timeout_ms
+            for broker_id, session in self.sessions.items()
+            if (registration := image.broker(broker_id)) is not None and not registration.fenced
+        ]
+        return min(deadlines, default=None)
+
     def lowest_active_offset(self, image: MetadataImage) -> int:
         offsets = [
             session.metadata_offset

@@ -135,10 +135,14 @@ class ClusterControl:
         return quorum
 
     async def _fence_expired_sessions(self) -> None:
-        timeout_ms = self.brokers.tracker.session_timeout_ms
-        interval_s = min(max(timeout_ms // 4, 50), FENCE_CHECK_MAX_MS) / 1000
+        """Fence each broker as soon as its session expires: sleep until the earliest expiry
+        (at most FENCE_CHECK_MAX_MS: heartbeats move the deadlines meanwhile)."""
+        tracker = self.brokers.tracker
         while True:
-            await asyncio.sleep(interval_s)
+            now_ms = self.node.clock.monotonic_ms()
+            expiry = tracker.next_expiry(self.node.image)
+            wait_ms = FENCE_CHECK_MAX_MS if expiry is None else expiry - now_ms + 1
+            await asyncio.sleep(min(max(wait_ms, 10), FENCE_CHECK_MAX_MS) / 1000)
             try:
                 quorum = self._active()
                 async with quorum.lock:

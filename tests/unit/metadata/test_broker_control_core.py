@@ -138,6 +138,19 @@ def test_two_expired_brokers_never_elect_each_other() -> None:
     assert not image.is_active(1) and not image.is_active(2)
 
 
+def test_next_expiry_is_the_earliest_session_of_an_unfenced_broker() -> None:
+    image = cluster((1, 2, 3), fenced=(3,))
+    tracker = HeartbeatTracker(session_timeout_ms=9000)
+    assert tracker.next_expiry(image) is None
+    tracker.touch(1, 5000, 10)
+    tracker.touch(2, 2000, 10)
+    tracker.touch(3, 0, 10)  # fenced already: its session does not count
+    assert tracker.next_expiry(image) == 11_000
+    control = BrokerControl(tracker)
+    assert control.fence_expired(image, 11_000) == []
+    assert control.fence_expired(image, 11_001) != []
+
+
 def test_fenced_brokers_are_not_fenced_again() -> None:
     image = cluster((1,), fenced=(1,))
     control = BrokerControl()
