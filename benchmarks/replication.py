@@ -130,7 +130,16 @@ class Cluster:
         self.wait(lambda: self.in_sync(name, len(assignment)), f"{name} in sync")
 
     def partition(self, name: str) -> Any:
-        return self.metadata().topics[name].partitions[0]
+        """The partition as some broker sees it (a restarted one may not know the topic
+        yet: then ask again)."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            topic = self.metadata().topics.get(name)
+            if topic is not None and 0 in topic.partitions:
+                return topic.partitions[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} unknown")
+            time.sleep(0.05)
 
     def in_sync(self, name: str, size: int) -> bool:
         partition = self.partition(name)
