@@ -195,3 +195,53 @@ def create_topic_raw(port: int, name: str, partitions: int, replication: int) ->
         ),
     )
     return int(answer.topics[0].error_code)
+
+
+def produce_to_partition(
+    bootstrap: str, topic: str, values: list[bytes], timeout_s: float = 60, **config: Any
+) -> list[Any]:
+    """Produce `values` to partition 0 with an idempotent acks=all confluent-kafka producer
+    (`config` overrides): one delivery outcome per value, None when acknowledged."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            **config,
+        }
+    )
+    outcomes: list[Any] = []
+    for value in values:
+        producer.produce(
+            topic, value=value, partition=0, on_delivery=lambda e, m: outcomes.append(e)
+        )
+    producer.flush(timeout_s)
+    assert len(outcomes) == len(values)
+    return outcomes
+
+
+def read_partition(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    """Up to `count` values of partition 0 from its start, read by kafka-python."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KafkaPythonPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
+    try:
+        consumer.assign([KafkaPythonPartition(topic, 0)])
+        values: list[bytes] = []
+        for message in consumer:
+            values.append(message.value)
+            if len(values) >= count:
+                break
+        return values
+    finally:
+        consumer.close()

@@ -167,7 +167,8 @@ class Outcome:
     consumed_lost: int
 
 
-def kill_leaders(make: Callable[..., Any], kills: int, acks: str) -> Outcome:
+def loaded_cluster(make: Callable[..., Any], acks: str) -> tuple[dict[int, Any], str, Workload]:
+    """Three nodes, the topic in sync on all three, and a workload under way."""
     nodes = start_cluster(make, SESSION_TIMEOUT_MS, OVERRIDES)
     bootstrap = ",".join(n.bootstrap for n in nodes.values())
     create_topic(live_port(nodes), TOPIC, PARTITIONS, 3)
@@ -175,6 +176,11 @@ def kill_leaders(make: Callable[..., Any], kills: int, acks: str) -> Outcome:
     workload = Workload(bootstrap, acks)
     workload.start()
     wait_until(lambda: len(workload.acked) > 1000, "the producer under way")
+    return nodes, bootstrap, workload
+
+
+def kill_leaders(make: Callable[..., Any], kills: int, acks: str) -> Outcome:
+    nodes, bootstrap, workload = loaded_cluster(make, acks)
     for round_ in range(kills):
         victim = leader_of(nodes, TOPIC, round_ % PARTITIONS)
         nodes[victim].kill()
@@ -270,13 +276,7 @@ def segment_bytes(data_dir: Path, topic: str, partition: int, end_offset: int) -
 def test_a_paused_leader_is_replaced_and_rejoins_byte_identical(
     unstarted_broker: Callable[..., Any],
 ) -> None:
-    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS, OVERRIDES)
-    bootstrap = ",".join(n.bootstrap for n in nodes.values())
-    create_topic(live_port(nodes), TOPIC, PARTITIONS, 3)
-    wait_full_isr(nodes, TOPIC, 3)
-    workload = Workload(bootstrap, "all")
-    workload.start()
-    wait_until(lambda: len(workload.acked) > 1000, "the producer under way")
+    nodes, bootstrap, workload = loaded_cluster(unstarted_broker, "all")
     paused = leader_of(nodes, TOPIC, 0)
     others = {i: n for i, n in nodes.items() if i != paused}
     nodes[paused].proc.send_signal(signal.SIGSTOP)
@@ -315,13 +315,7 @@ def test_a_rolling_restart_loses_nothing_and_fails_no_delivery(
 ) -> None:
     """SIGTERM each broker in turn (a controlled shutdown moves its leaderships first), start
     it again and let it rejoin: the producer sees at most retriable errors, which it retries."""
-    nodes = start_cluster(unstarted_broker, SESSION_TIMEOUT_MS, OVERRIDES)
-    bootstrap = ",".join(n.bootstrap for n in nodes.values())
-    create_topic(live_port(nodes), TOPIC, PARTITIONS, 3)
-    wait_full_isr(nodes, TOPIC, 3)
-    workload = Workload(bootstrap, "all")
-    workload.start()
-    wait_until(lambda: len(workload.acked) > 1000, "the producer under way")
+    nodes, bootstrap, workload = loaded_cluster(unstarted_broker, "all")
     for node in nodes.values():
         assert node.stop() == 0
         node.start()

@@ -18,40 +18,22 @@ of the log; the strict-min-ISR check fails against a leader whose high watermark
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPythonPartition
 from kafka.errors import NotEnoughReplicasError
 
+from cluster_processes import free_port, produce_to_partition, read_partition, wait_until
 from odradek.protocol.records import iter_batches
 
 TOPIC = "replicated"
 CLUSTER_ID = "replication-test-cluster-00"
 TIMEOUT_S = 30.0
 SEGMENT = "00000000000000000000.log"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_cluster(make: Callable[..., Any]) -> dict[int, Any]:
@@ -105,43 +87,11 @@ def isr(node: Any) -> set[int]:
 
 
 def produce(bootstrap: str, values: list[bytes], **config: Any) -> list[Any]:
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            **config,
-        }
-    )
-    outcomes: list[Any] = []
-    for value in values:
-        producer.produce(
-            TOPIC, value=value, partition=0, on_delivery=lambda e, m: outcomes.append(e)
-        )
-    producer.flush(TIMEOUT_S * 2)
-    assert len(outcomes) == len(values)
-    return outcomes
+    return produce_to_partition(bootstrap, TOPIC, values, TIMEOUT_S * 2, **config)
 
 
 def consume(bootstrap: str, count: int) -> list[bytes]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-    )
-    try:
-        consumer.assign([KafkaPythonPartition(TOPIC, 0)])
-        values: list[bytes] = []
-        for message in consumer:
-            values.append(message.value)
-            if len(values) >= count:
-                break
-        return values
-    finally:
-        consumer.close()
+    return read_partition(bootstrap, TOPIC, count)
 
 
 def high_watermark(bootstrap: str) -> int:

@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from confluent_kafka import Producer
-from kafka import KafkaConsumer, KafkaProducer
-from kafka import TopicPartition as KafkaPythonPartition
+from kafka import KafkaProducer
 from kafka.errors import NotEnoughReplicasError
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
+from cluster_processes import produce_to_partition, read_partition
 from odradek.common.clock import SystemClock
 from odradek.common.config import BrokerConfig
 from odradek.common.errors import ErrorCode
@@ -278,41 +277,11 @@ def lossy_cluster(tmp_path: Path) -> Any:
 
 
 def produce_all(bootstrap: str, values: list[bytes], **config: Any) -> list[Any]:
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            **config,
-        }
-    )
-    errors: list[Any] = []
-    for value in values:
-        producer.produce(TOPIC, value=value, partition=0, on_delivery=lambda e, m: errors.append(e))
-    producer.flush(TIMEOUT_S)
-    assert len(errors) == len(values)
-    return errors
+    return produce_to_partition(bootstrap, TOPIC, values, TIMEOUT_S, **config)
 
 
 def consume_all(bootstrap: str, count: int) -> list[bytes]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-    )
-    try:
-        consumer.assign([KafkaPythonPartition(TOPIC, 0)])
-        values: list[bytes] = []
-        for message in consumer:
-            values.append(message.value)
-            if len(values) >= count:
-                break
-        return values
-    finally:
-        consumer.close()
+    return read_partition(bootstrap, TOPIC, count)
 
 
 def replicas_identical(cluster: Cluster, node_ids: tuple[int, ...]) -> None:

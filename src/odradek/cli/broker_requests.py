@@ -193,22 +193,28 @@ def connect_bootstrap(servers: str, timeout_s: float, client_id: str) -> BrokerC
     raise ClientError("; ".join(errors))
 
 
-def brokers(connection: BrokerConnection) -> list[Node]:
-    """Every broker of the cluster, from a Metadata request for no topics."""
+def metadata(connection: BrokerConnection, topics: tuple[Any, ...] | None = None) -> Any:
+    """The Metadata answer (the highest version of v1-12 the broker speaks) for `topics`
+    (None: every topic), creating nothing."""
     version = connection.version(METADATA, range(1, 13))
     if version is None:
         raise ClientError(f"{connection.address} does not support Metadata v1-12")
-    response = connection.call(
+    return connection.call(
         request(
             "metadata",
             version,
             "MetadataRequest",
-            topics=(),
+            topics=topics,
             allow_auto_topic_creation=False,
             include_cluster_authorized_operations=False,
             include_topic_authorized_operations=False,
         )
     )
+
+
+def brokers(connection: BrokerConnection) -> list[Node]:
+    """Every broker of the cluster, from a Metadata request for no topics."""
+    response = metadata(connection, ())
     nodes = [Node(int(b.node_id), str(b.host), int(b.port)) for b in response.brokers]
     return sorted(nodes, key=lambda n: n.node_id)
 

@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odradek.cli.broker_requests import (
-    METADATA,
     BrokerConnection,
     connect_bootstrap,
     parse_bootstrap,
     request,
 )
+from odradek.cli.broker_requests import metadata as all_metadata
 from odradek.cli.client_options import ClientError, console
 from odradek.cli.cluster_file import ClusterFile, owned_pid_alive
 
@@ -127,7 +127,7 @@ def gather(bootstrap: str, timeout_s: float, cluster: ClusterFile | None) -> Clu
 
     with connect_bootstrap(bootstrap, timeout_s, CLIENT_ID) as connection:
         described = _describe_cluster(connection)
-        metadata = _metadata(connection)
+        metadata = all_metadata(connection)
     cluster_id, controller_id, listed = described if described else _from_metadata(metadata)
 
     rows: dict[int, BrokerRow] = {}
@@ -218,20 +218,6 @@ def _describe_cluster(connection: BrokerConnection) -> tuple[str | None, int, Li
         for b in answer.brokers
     ]
     return answer.cluster_id, int(answer.controller_id), listed
-
-
-def _metadata(connection: BrokerConnection) -> Any:
-    version = connection.version(METADATA, range(1, 13))
-    if version is None:
-        raise ClientError(f"{connection.address} does not support Metadata v1-12")
-    fields: dict[str, Any] = {"topics": None}
-    if version >= 4:
-        fields["allow_auto_topic_creation"] = False
-    if 8 <= version <= 10:
-        fields["include_cluster_authorized_operations"] = False
-    if version >= 8:
-        fields["include_topic_authorized_operations"] = False
-    return connection.call(request("metadata", version, "MetadataRequest", **fields))
 
 
 def _from_metadata(metadata: Any) -> tuple[str | None, int, Listed]:

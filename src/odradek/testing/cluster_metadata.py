@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 CLIENT_ID = "odradek-testing-cluster"
 REQUEST_TIMEOUT_S = 2.0
@@ -58,22 +57,12 @@ class NodeUnreachable(Exception):
 
 def metadata_of(node_id: int, host: str, port: int) -> MetadataView:
     """The Metadata answer of the node at host:port for every topic."""
-    from odradek.cli.broker_requests import METADATA, BrokerConnection, request
+    from odradek.cli.broker_requests import BrokerConnection, metadata
     from odradek.cli.client_options import ClientError
 
     try:
         with BrokerConnection(host, port, REQUEST_TIMEOUT_S, CLIENT_ID) as connection:
-            version = connection.version(METADATA, range(1, 13))
-            if version is None:
-                raise NodeUnreachable(f"node {node_id} does not speak Metadata v1-12")
-            fields: dict[str, Any] = {"topics": None}
-            if version >= 4:
-                fields["allow_auto_topic_creation"] = False
-            if 8 <= version <= 10:
-                fields["include_cluster_authorized_operations"] = False
-            if version >= 8:
-                fields["include_topic_authorized_operations"] = False
-            answer = connection.call(request("metadata", version, "MetadataRequest", **fields))
+            answer = metadata(connection)
     except ClientError as exc:
         raise NodeUnreachable(f"node {node_id}: {exc.message}") from None
     partitions: dict[tuple[str, int], PartitionState] = {}
