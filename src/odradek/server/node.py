@@ -6,9 +6,14 @@ a node that names none keeps it alone, as a `SingleNodeQuorum`. Start-up: log di
 meta.properties, load and recover the logs, start the quorum (a single voter elects itself and
 commits its log before going on), open the partitions the image places here, then listen;
 committed metadata keeps flowing into the image afterwards.
-Shutdown, in this order: stop accepting, close connections (in-flight requests are cancelled;
-nothing is acknowledged that was not written), stop the quorum (a leader resigns), flush and
-checkpoint every log, close files.
+With a Raft quorum, a broker registers with the active controller once it listens and
+heartbeats from then on (`broker_lifecycle.py`); the node serves the controller's duties
+whenever it is the active controller (`cluster_control.py`). Every newly applied image moves
+the partitions (leader or follower), the configs and the coordinators along with it.
+Shutdown, in this order: a controlled shutdown (when another broker can take over this one's
+leaderships), stop accepting, close connections (in-flight requests are cancelled; nothing is
+acknowledged that was not written), stop fetching, stop the quorum (a leader resigns), flush
+and checkpoint every log, close files.
 """
 
 from __future__ import annotations
