@@ -245,3 +245,38 @@ def read_partition(bootstrap: str, topic: str, count: int) -> list[bytes]:
         return values
     finally:
         consumer.close()
+
+
+def consume_as_group(bootstrap: str, group: str, topic: str, expected: int) -> list[bytes]:
+    """What a confluent-kafka consumer of `group` reads of `topic` (from the group's committed
+    offsets), committed once `expected` values came; and whatever else arrives within 2 s."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            values.append(message.value())
+        if values:
+            consumer.commit(asynchronous=False)
+        quiet = time.monotonic() + 2
+        while time.monotonic() < quiet:
+            message = consumer.poll(0.2)
+            if message is not None and not message.error():
+                values.append(message.value())
+    finally:
+        consumer.close()
+    return values

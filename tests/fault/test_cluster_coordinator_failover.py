@@ -8,14 +8,14 @@ before the kill (not at the start).
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from cluster_processes import (
+    consume_as_group,
     create_topic,
     live_port,
     raw,
@@ -43,37 +43,6 @@ def coordinator_of(nodes: dict[int, Any], key: str, key_type: int) -> int:
     return int(answer.node_id) if int(answer.error_code) == 0 else -1
 
 
-def read(bootstrap: str, group: str, topic: str, count: int) -> list[bytes]:
-    """What a consumer of `group` gets (from its committed offsets), committing it."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(values) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            values.append(message.value())
-        if values:
-            consumer.commit(asynchronous=False)
-        quiet = time.monotonic() + 2  # nothing more arrives
-        while time.monotonic() < quiet:
-            message = consumer.poll(0.2)
-            if message is not None and not message.error():
-                values.append(message.value())
-    finally:
-        consumer.close()
-    return values
-
-
 def test_a_group_resumes_at_its_commits_after_its_coordinator_dies(
     unstarted_broker: Callable[..., Any],
 ) -> None:
@@ -86,7 +55,7 @@ def test_a_group_resumes_at_its_commits_after_its_coordinator_dies(
         producer.produce("events", value=b"first-%d" % i)
     assert producer.flush(30) == 0
     group = f"group-{uuid.uuid4().hex[:6]}"
-    assert len(read(bootstrap, group, "events", 100)) == 100
+    assert len(consume_as_group(bootstrap, group, "events", 100)) == 100
     wait_full_isr(nodes, "__consumer_offsets", 3)
 
     coordinator = coordinator_of(nodes, group, 0)
@@ -98,4 +67,4 @@ def test_a_group_resumes_at_its_commits_after_its_coordinator_dies(
         producer.produce("events", value=b"second-%d" % i)
     assert producer.flush(30) == 0
     # resumed at the committed offset: only the new records
-    assert read(bootstrap, group, "events", 20) == [b"second-%d" % i for i in range(20)]
+    assert consume_as_group(bootstrap, group, "events", 20) == [b"second-%d" % i for i in range(20)]

@@ -9,16 +9,16 @@ resume where they committed.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from cluster_processes import (
     SESSION_TIMEOUT_MS,
     VOTERS,
+    consume_as_group,
     create_topic,
     partitions_of,
     raw,
@@ -62,38 +62,6 @@ def groups_led_by(broker: int, leaders: dict[int, int], count: int) -> list[str]
     return found
 
 
-def consume(bootstrap: str, group_id: str, topic: str, expected: int) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(values) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            values.append(message.value())
-        if values:
-            consumer.commit(asynchronous=False)
-        # nothing beyond what was expected arrives
-        extra_deadline = time.monotonic() + 2
-        while time.monotonic() < extra_deadline:
-            message = consumer.poll(0.2)
-            if message is not None and not message.error():
-                values.append(message.value())
-    finally:
-        consumer.close()
-    return values
-
-
 def test_groups_are_coordinated_by_the_leaders_of_their_partitions(
     unstarted_broker: Callable[..., Any],
 ) -> None:
@@ -135,12 +103,12 @@ def test_groups_are_coordinated_by_the_leaders_of_their_partitions(
         next(g for g in groups if coordinators[g] == VOTERS[1]),
     )
     for group in (first, second):
-        values = consume(bootstrap, group, "events", RECORDS)
+        values = consume_as_group(bootstrap, group, "events", RECORDS)
         assert sorted(values) == sorted(f"v{i}".encode() for i in range(RECORDS))
     # resumed at the committed offsets: only what is new
     for i in range(RECORDS, RECORDS + 10):
         producer.produce("events", key=str(i).encode(), value=f"v{i}".encode())
     assert producer.flush(30) == 0
     for group in (first, second):
-        values = consume(bootstrap, group, "events", 10)
+        values = consume_as_group(bootstrap, group, "events", 10)
         assert sorted(values) == sorted(f"v{i}".encode() for i in range(RECORDS, RECORDS + 10))
