@@ -15,8 +15,6 @@ CreateTopics fails.
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -27,18 +25,11 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cluster_processes import free_port, raw
 from odradek.metadata.raft import wire
 from odradek.metadata.raft.messages import DescribeQuorumRequest, DescribeQuorumResponse
-from odradek.transport.client import decode_response, encode_request
 
 VOTERS = (1, 2, 3)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 TIMEOUT_S = 30.0
@@ -54,27 +45,13 @@ OBSERVER = 4
 
 def describe_quorum(port: int) -> DescribeQuorumResponse | None:
     """DescribeQuorum v1 over a plain socket; None when the node does not answer."""
-    request = wire.to_kio(DescribeQuorumRequest(), 1)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(encode_request(request, 7, "raft-test"))
-            size = struct.unpack(">i", _read(sock, 4))[0]
-            _, response = decode_response(wire.DESCRIBE_QUORUM, 1, _read(sock, size))
+        response = raw(port, wire.to_kio(DescribeQuorumRequest(), 1))
     except OSError:
         return None
     described = wire.from_kio(response)
     assert isinstance(described, DescribeQuorumResponse)
     return described
-
-
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
 def topics_of(node: Any) -> set[str]:

@@ -123,7 +123,7 @@ def add_client_options(
     )
     group.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         metavar="SECONDS",
         help=f"limit for each call to the broker (default {DEFAULT_TIMEOUT_S:g})",
@@ -138,7 +138,8 @@ def paragraph(text: str) -> str:
     return textwrap.fill(text, 96)
 
 
-def _positive_seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds above 0."""
     try:
         value = float(text)
     except ValueError:

@@ -45,6 +45,7 @@ from odradek.cli.client_options import (
     client_config,
     console,
     paragraph,
+    positive_seconds,
     print_json,
 )
 from odradek.cli.cluster_file import (
@@ -384,16 +385,6 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
-    return value
-
-
 def add_parser(subcommands: Any) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     verbs = add_noun_parser(
@@ -465,7 +456,7 @@ def add_parser(subcommands: Any) -> None:
     )
     up.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=UP_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait for the cluster to come up (default {UP_TIMEOUT_S:g})",
@@ -532,7 +523,7 @@ def add_parser(subcommands: Any) -> None:
     )
     down.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=DOWN_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait after SIGTERM before SIGKILL (default {DOWN_TIMEOUT_S:g})",

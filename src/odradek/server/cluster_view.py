@@ -38,11 +38,16 @@ def _view(node: Node, registration: BrokerRegistration) -> BrokerView | None:
     )
 
 
+def _this_node(node: Node) -> BrokerView:
+    """The node itself, before any broker has registered."""
+    host, port = node.advertised_endpoint
+    return BrokerView(node.node_id, host, port, node.config["broker.rack"])
+
+
 def live_brokers(node: Node, *, include_fenced: bool = False) -> list[BrokerView]:
     image = node.image
     if not image.brokers:
-        host, port = node.advertised_endpoint
-        return [BrokerView(node.node_id, host, port, node.config["broker.rack"])]
+        return [_this_node(node)]
     views: list[BrokerView] = []
     for broker_id in sorted(image.brokers):
         registration = image.brokers[broker_id]
@@ -58,10 +63,7 @@ def broker_endpoint(node: Node, broker_id: int) -> BrokerView | None:
     """Where a client reaches `broker_id` (None: not a live registered broker)."""
     image = node.image
     if not image.brokers:
-        if broker_id != node.node_id:
-            return None
-        host, port = node.advertised_endpoint
-        return BrokerView(node.node_id, host, port, node.config["broker.rack"])
+        return _this_node(node) if broker_id == node.node_id else None
     registration = image.broker(broker_id)
     if registration is None or registration.fenced:
         return None
