@@ -444,3 +444,91 @@ def test_txn_offset_commit_v5_adds_the_group_partition_itself(raw: Raw, broker, 
     (committed,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
     consumer.close()
     assert committed.offset == 7
+
+
+def write_markers(
+    raw: Raw, producer: tuple[int, int], commit: bool, coordinator_epoch: int, partitions: list
+) -> dict[tuple[str, int], ErrorCode]:
+    by_topic: dict[str, list[int]] = {}
+    for name, index in partitions:
+        by_topic.setdefault(name, []).append(index)
+    marker = entity(
+        "write_txn_markers",
+        1,
+        "WritableTxnMarker",
+        producer_id=producer[0],
+        producer_epoch=producer[1],
+        transaction_result=commit,
+        coordinator_epoch=coordinator_epoch,
+        topics=tuple(
+            entity("write_txn_markers", 1, "WritableTxnMarkerTopic", name=n, partition_indexes=ps)
+            for n, ps in by_topic.items()
+        ),
+    )
+    answer = raw.call(entity("write_txn_markers", 1, "WriteTxnMarkersRequest", markers=(marker,)))
+    return {
+        (topic.name, p.partition_index): ErrorCode(p.error_code)
+        for result in answer.markers
+        for topic in result.topics
+        for p in topic.partitions
+    }
+
+
+def last_stable_offset(raw: Raw, topic: str) -> int:
+    answer = raw.call(
+        entity(
+            "list_offsets",
+            5,
+            "ListOffsetsRequest",
+            replica_id=-1,
+            isolation_level=1,
+            topics=(
+                entity(
+                    "list_offsets",
+                    5,
+                    "ListOffsetsTopic",
+                    name=topic,
+                    partitions=(
+                        entity(
+                            "list_offsets",
+                            5,
+                            "ListOffsetsPartition",
+                            partition_index=0,
+                            current_leader_epoch=-1,
+                            timestamp=-1,
+                        ),
+                    ),
+                ),
+            ),
+        )
+    )
+    (partition,) = answer.topics[0].partitions
+    assert partition.error_code == ErrorCode.NONE
+    return int(partition.offset)
+
+
+def test_write_txn_markers_ends_the_transaction_on_the_partitions_this_broker_leads(
+    raw: Raw, topic: str
+) -> None:
+    """What a coordinator on another broker sends: the marker ends the producer's transaction
+    here (the last stable offset reaches the log end); Kafka's errors for a partition this
+    broker does not have and for a marker of an older coordinator epoch."""
+    tid = f"tx-{uuid.uuid4().hex[:8]}"
+    producer = init(raw, tid)
+    assert add_partitions(raw, tid, producer, [(topic, 0)]) == {(topic, 0): ErrorCode.NONE}
+    assert produce(raw, tid, topic, txn_batch(producer, 0)).error_code == ErrorCode.NONE
+    assert last_stable_offset(raw, topic) == 0  # the open transaction holds it back
+    missing = unique_topic("txn-missing")
+    answers = write_markers(raw, producer, True, 0, [(topic, 0), (missing, 0)])
+    assert answers == {
+        (topic, 0): ErrorCode.NONE,
+        (missing, 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    }
+    assert last_stable_offset(raw, topic) == 3  # two records and the marker
+    assert write_markers(raw, producer, False, -1, [(topic, 0)]) == {
+        (topic, 0): ErrorCode.TRANSACTION_COORDINATOR_FENCED
+    }
+    assert last_stable_offset(raw, topic) == 3
+    # the coordinator ends the transaction as usual: its marker closes nothing more
+    assert end_txn(raw, tid, producer, commit=True) == ErrorCode.NONE
+    assert wait_done(raw, tid) == "CompleteCommit"

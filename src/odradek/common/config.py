@@ -619,6 +619,14 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
         " (KIP-890); a batch for a partition that is not is refused.",
     ),
     ConfigDef(
+        "request.timeout.ms",
+        _T.INT,
+        30000,
+        "How long a request from this broker to another broker (transaction markers,"
+        " transaction verification) waits for its answer.",
+        minimum=0,
+    ),
+    ConfigDef(
         "transaction.state.log.segment.bytes",
         _T.INT,
         104857600,

@@ -108,6 +108,14 @@ class ErrorCode(IntEnum):
     INELIGIBLE_REPLICA = 107
     NEW_LEADER_ELECTED = 108
 
+    @classmethod
+    def answered(cls, code: int) -> ErrorCode:
+        """The code another broker answered with; UNKNOWN_SERVER_ERROR for one not known here."""
+        try:
+            return cls(int(code))
+        except ValueError:
+            return cls.UNKNOWN_SERVER_ERROR
+
 
 class KafkaError(Exception):
     """An error with a Kafka error code; `str(err)` is the message sent back where one fits."""

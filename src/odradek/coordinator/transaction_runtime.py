@@ -45,10 +45,14 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Marker errors after which the marker is simply sent again (Kafka's
-# TransactionMarkerRequestCompletionHandler retries these).
+# Marker errors after which the marker is simply sent again, to the partition's leader of
+# then (Kafka's TransactionMarkerRequestCompletionHandler retries these, and a request to a
+# broker that could not be reached).
 RETRIABLE_MARKER_ERRORS = frozenset(
     {
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorCode.NETWORK_EXCEPTION,
+        ErrorCode.BROKER_NOT_AVAILABLE,
         ErrorCode.NOT_LEADER_OR_FOLLOWER,
         ErrorCode.NOT_ENOUGH_REPLICAS,
         ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,

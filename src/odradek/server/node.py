@@ -39,6 +39,7 @@ from odradek.replication.fetch_session import FetchSessionCache
 from odradek.replication.replica_manager import ReplicaManager, log_config_for
 from odradek.server import group_coordinator, transaction_coordinator
 from odradek.server import handlers as _handlers  # noqa: F401  (registers every handler)
+from odradek.server.broker_channel import BrokerChannel
 from odradek.server.cluster_control import ClusterControl
 from odradek.server.network import KafkaConnection
 from odradek.server.producer_ids import ProducerIdGenerator
@@ -119,6 +120,8 @@ class Node:
             config["offsets.retention.check.interval.ms"],
         )
         self.producer_ids = ProducerIdGenerator(self)
+        # Requests to other brokers: transaction markers and verifications.
+        self.broker_channel = BrokerChannel(self)
         self.transaction_coordinator = transaction_coordinator.new_runtime(self)
         self._server: asyncio.Server | None = None
         self._checkpointer: asyncio.Task[None] | None = None
@@ -384,6 +387,7 @@ class Node:
                 task.cancel()
         self.group_coordinator.stop()
         self.transaction_coordinator.stop()
+        await self.broker_channel.close()
         await self.replica_manager.stop()  # replication: no more fetching or ISR proposals
         await asyncio.sleep(0)  # let cancelled request tasks unwind
         # A cleaning in progress stops at its next batch (a moment's wait, not a whole

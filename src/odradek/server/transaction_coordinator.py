@@ -9,9 +9,9 @@ real partition count.
 Every partition of the topic this node leads is replayed into the core when it becomes its
 leader, at start-up or when leadership moves (the last record of each transactional id is its
 state); transactions found prepared get their markers written again. A partition it stops
-leading is forgotten. Markers are control batches appended by this node to the partitions it leads,
-with acks=all; a marker on a `__consumer_offsets` partition also settles the transaction's
-pending offsets in the group coordinator once it is durable.
+leading is forgotten. Markers go to the leaders of the transaction's partitions
+(`transaction_markers.py`): appended here with acks=all where this node leads, sent in
+WriteTxnMarkers requests elsewhere.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 from odradek.common.errors import ErrorCode, KafkaError
-from odradek.coordinator.group.records import OFFSETS_TOPIC
 from odradek.coordinator.transaction.coordinator import TransactionCoordinator
-from odradek.coordinator.transaction.messages import Marker, TransactionConfig
+from odradek.coordinator.transaction.messages import TransactionConfig
 from odradek.coordinator.transaction_runtime import TransactionCoordinatorRuntime
 from odradek.metadata.controller import NewTopic
 from odradek.metadata.image import TopicImage
-from odradek.storage.producer_state import AppendOrigin
-from odradek.storage.txn_index import ControlRecordType, encode_end_transaction_marker
+from odradek.server.transaction_markers import ClusterMarkerWriter
 
 if TYPE_CHECKING:
     from odradek.server.node import Node
@@ -61,7 +59,11 @@ def new_runtime(node: Node) -> TransactionCoordinatorRuntime:
         lambda group_id: node.group_coordinator.core.partition_for(group_id),
     )
     return TransactionCoordinatorRuntime(
-        core, node.clock, TransactionStateLog(node), LocalMarkerWriter(node), node.producer_ids
+        core,
+        node.clock,
+        TransactionStateLog(node),
+        ClusterMarkerWriter(node, node.broker_channel),
+        node.producer_ids,
     )
 
 
@@ -78,38 +80,6 @@ class TransactionStateLog:
         leader.check_min_isr()
         _, durable = leader.append_coordinator_records(records, self.node.clock.wall_ms())
         return durable
-
-
-class LocalMarkerWriter:
-    """`MarkerWriter` for partitions this node leads (every partition, on a single node)."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    async def write(self, marker: Marker) -> None:
-        node = self.node
-        try:
-            leader = node.replica_manager.leader(marker.topic, marker.partition)
-        except KafkaError as exc:
-            if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and (
-                node.image.topic(marker.topic) is None
-            ):
-                return  # the topic was deleted: nothing is left to mark
-            raise
-        control_type = ControlRecordType.COMMIT if marker.commit else ControlRecordType.ABORT
-        batch = encode_end_transaction_marker(
-            control_type,
-            marker.coordinator_epoch,
-            producer_id=marker.producer_id,
-            producer_epoch=marker.producer_epoch,
-            timestamp_ms=node.clock.wall_ms(),
-        )
-        result = leader.append(memoryview(batch), AppendOrigin.COORDINATOR)
-        await leader.group_commit.wait_durable(result.last_offset + 1)
-        if marker.topic == OFFSETS_TOPIC:
-            groups = node.group_coordinator
-            groups.core.replay_end_transaction_marker(marker.producer_id, marker.commit)
-            groups.drive()
 
 
 def _place_ids_by(core: TransactionCoordinator, topic: TopicImage) -> None:

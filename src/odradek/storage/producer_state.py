@@ -178,6 +178,7 @@ class Checked:
     updated: dict[int, ProducerEntry]
     started: list[tuple[int, int]] = field(default_factory=list)
     completed: list[CompletedTxn] = field(default_factory=list)
+    transactional: list[int] = field(default_factory=list)  # producers of transactional batches
 
 
 def _last_seq(header: BatchHeader) -> int:
@@ -193,6 +194,8 @@ class ProducerStateManager:
         self._ongoing: dict[int, int] = {}
         # Closed transactions whose marker the high watermark has not passed, in marker order.
         self._unreplicated: deque[CompletedTxn] = deque()
+        # KIP-890 verifications under way, by producer id (see `start_verification`).
+        self._verifications: dict[int, object] = {}
 
     # --- appends from clients -----------------------------------------------------------------
 
@@ -211,6 +214,7 @@ class ProducerStateManager:
         updated: dict[int, ProducerEntry] = {}
         started: list[tuple[int, int]] = []
         completed: list[CompletedTxn] = []
+        transactional: list[int] = []
         offset = first_offset
         for index, header in enumerate(headers):
             batch_first, offset = offset, offset + header.last_offset_delta + 1
@@ -230,8 +234,11 @@ class ProducerStateManager:
                 entry = current.copy() if current is not None else ProducerEntry(producer_id)
                 updated[producer_id] = entry
             self._check_epoch(entry, header, batch_first)
+            if header.is_transactional:
+                transactional.append(producer_id)
             if header.is_control:  # a transaction marker, from the coordinator
                 marker = markers[index] if markers is not None else None
+                self._check_coordinator_epoch(entry, marker, batch_first)
                 ended = self._end_transaction(entry, header, batch_first, marker)
                 if ended is not None:
                     completed.append(ended)
@@ -251,7 +258,7 @@ class ProducerStateManager:
                 header.last_offset_delta,
                 header.max_timestamp,
             )
-        return Checked(None, updated, started, completed)
+        return Checked(None, updated, started, completed, transactional)
 
     @staticmethod
     def _end_transaction(
@@ -274,6 +281,19 @@ class ProducerStateManager:
             return None
         aborted = marker is not None and marker.control_type == ControlRecordType.ABORT
         return CompletedTxn(entry.producer_id, first_offset, marker_offset, aborted)
+
+    def _check_coordinator_epoch(
+        self, entry: ProducerEntry, marker: EndTransactionMarker | None, offset: int
+    ) -> None:
+        """A marker from a transaction coordinator older than the last one seen here (a
+        coordinator that lost its `__transaction_state` partition and does not know yet)."""
+        if marker is not None and marker.coordinator_epoch < entry.coordinator_epoch:
+            raise KafkaError(
+                f"Marker of producer {entry.producer_id} at offset {offset} in {self._name} "
+                f"has coordinator epoch {marker.coordinator_epoch}, which is smaller than the "
+                f"last seen coordinator epoch {entry.coordinator_epoch}",
+                ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+            )
 
     def _check_epoch(self, entry: ProducerEntry, header: BatchHeader, offset: int) -> None:
         if header.producer_epoch < entry.epoch:
@@ -331,6 +351,8 @@ class ProducerStateManager:
         """Keep what `check` computed, once its batches are in the log; returns the
         transactions it aborted, for the transaction index."""
         self.producers.update(checked.updated)
+        for producer_id in checked.transactional:  # its transaction here opened or ended
+            self._verifications.pop(producer_id, None)
         for first_offset, producer_id in checked.started:
             self._ongoing[first_offset] = producer_id
         if not checked.completed:
@@ -357,6 +379,24 @@ class ProducerStateManager:
             completed.last_offset,
             last_stable_offset,
         )
+
+    # --- KIP-890 verification -----------------------------------------------------------------
+
+    def start_verification(self, producer_id: int) -> object:
+        """A guard for a verification with the transaction coordinator that the producer's
+        next transactional batch here is in its transaction. Verifications under way at once
+        share it; the producer's next transactional batch or marker appended here drops it, so
+        a batch verified before a marker ended the transaction finds its guard gone
+        (`verification_holds`) and cannot open a transaction the coordinator has ended."""
+        return self._verifications.setdefault(producer_id, object())
+
+    def verification_holds(self, producer_id: int, guard: object) -> bool:
+        return self._verifications.get(producer_id) is guard
+
+    def end_verification(self, producer_id: int, guard: object) -> None:
+        """Drop a guard whose verification failed."""
+        if self._verifications.get(producer_id) is guard:
+            del self._verifications[producer_id]
 
     # --- the last stable offset -------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from odradek.storage.fileio import LossyFileIO
 from odradek.storage.log import Log, LogConfig
 from odradek.storage.producer_state import (
     INT32_MAX,
+    AppendOrigin,
     CorruptSnapshotError,
     ProducerEntry,
     ProducerStateManager,
@@ -26,6 +27,7 @@ from odradek.storage.producer_state import (
     increment_sequence,
     snapshot_name,
 )
+from odradek.storage.txn_index import ControlRecordType, encode_end_transaction_marker
 
 DIR = Path("/logs/payments-0")
 PID = 4000
@@ -153,6 +155,56 @@ def test_transactional_batches_need_a_transaction_the_coordinator_opened(
     transactional = produced(0, attributes=records.ATTR_TRANSACTIONAL)
     assert error_of(log, transactional) == ErrorCode.INVALID_TXN_STATE
     assert log.log_end_offset == 0
+
+
+def marker(commit: bool, coordinator_epoch: int, *, epoch: int = 0) -> bytearray:
+    control = ControlRecordType.COMMIT if commit else ControlRecordType.ABORT
+    return encode_end_transaction_marker(
+        control, coordinator_epoch, producer_id=PID, producer_epoch=epoch, timestamp_ms=1_000
+    )
+
+
+def test_a_marker_from_an_older_coordinator_epoch_is_fenced(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    log = open_log(DIR, fileio, clock)
+    transactional = produced(0, attributes=records.ATTR_TRANSACTIONAL)
+    log.append_as_leader(transactional, leader_epoch=0, verified_producer=PID)
+    log.append_as_leader(marker(True, 5), leader_epoch=0, origin=AppendOrigin.COORDINATOR)
+    log.append_as_leader(
+        produced(2, attributes=records.ATTR_TRANSACTIONAL), leader_epoch=0, verified_producer=PID
+    )
+    end = log.log_end_offset
+    with pytest.raises(KafkaError) as raised:  # a coordinator that lost its partition
+        log.append_as_leader(marker(False, 4), leader_epoch=0, origin=AppendOrigin.COORDINATOR)
+    assert raised.value.code == ErrorCode.TRANSACTION_COORDINATOR_FENCED
+    assert log.log_end_offset == end
+    assert log.producer_state.has_open_transaction(PID)
+    log.append_as_leader(marker(False, 5), leader_epoch=0, origin=AppendOrigin.COORDINATOR)
+    assert not log.producer_state.has_open_transaction(PID)
+
+
+def test_a_marker_drops_the_guard_of_a_verification_under_way() -> None:
+    state = ProducerStateManager("payments-0")
+    guard = state.start_verification(PID)
+    assert state.start_verification(PID) is guard  # verifications at once share it
+    assert state.verification_holds(PID, guard)
+    header = records.read_header(memoryview(marker(False, 0)))
+    state.apply(state.check([header], 0, AppendOrigin.COORDINATOR))
+    assert not state.verification_holds(PID, guard)
+    assert state.start_verification(PID) is not guard
+
+
+def test_the_verified_batch_itself_drops_the_guard_and_a_failed_one_ends_it() -> None:
+    state = ProducerStateManager("payments-0")
+    guard = state.start_verification(PID)
+    header = records.read_header(memoryview(produced(0, attributes=records.ATTR_TRANSACTIONAL)))
+    state.apply(state.check([header], 0, verified_producer=PID))
+    assert not state.verification_holds(PID, guard)
+    assert state.has_open_transaction(PID)
+    other = state.start_verification(PID + 1)
+    state.end_verification(PID + 1, other)
+    assert not state.verification_holds(PID + 1, other)
 
 
 def test_clients_may_not_write_control_batches_or_producer_batches_without_sequence(

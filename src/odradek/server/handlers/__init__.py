@@ -48,4 +48,5 @@ from odradek.server.handlers import (  # noqa: F401
     sync_group,
     txn_offset_commit,
     vote,
+    write_txn_markers,
 )

@@ -7,7 +7,9 @@ INVALID_PRODUCER_EPOCH.
 
 v4+ (KIP-890) batch several transactions, as brokers send them; with `verify_only` the
 coordinator only says whether each partition is already in the transaction (NONE) or not
-(TRANSACTION_ABORTABLE) and writes nothing.
+(TRANSACTION_ABORTABLE) and writes nothing. A v5 add (verify_only false) is a partition
+leader adding the partition of a transaction version 2 client's first batch there (Produce
+v12, TxnOffsetCommit v5), as the coordinator itself does when it leads that partition.
 """
 
 from __future__ import annotations
@@ -92,7 +94,11 @@ async def _add(
         return errors
     if verify_only:
         return runtime.verify_partitions(transactional_id, producer_id, producer_epoch, partitions)
-    error = await runtime.add_partitions(transactional_id, producer_id, producer_epoch, partitions)
+    # A broker's v5 add comes from a partition leader for a transaction version 2 client.
+    transaction_version = 2 if ctx.api_version >= 5 else None
+    error = await runtime.add_partitions(
+        transactional_id, producer_id, producer_epoch, partitions, transaction_version
+    )
     return dict.fromkeys(partitions, for_old_clients(error, ctx.api_version, 2))
 
 

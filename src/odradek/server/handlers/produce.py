@@ -20,6 +20,7 @@ shrunk below it. Only the leader accepts records (NOT_LEADER_OR_FOLLOWER elsewhe
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
@@ -30,10 +31,11 @@ from odradek.replication.partition import Partition
 from odradek.server.context import RequestContext
 from odradek.server.registry import NO_RESPONSE, CloseConnection, handler
 from odradek.server.transaction_verification import (
-    add_partition_implicitly,
+    ask_coordinator,
+    produce_error,
     transactional_producer,
+    verification_enabled,
     verification_failure,
-    verify_partition,
 )
 from odradek.server.write_policy import check_client_may_write
 from odradek.storage.log import AppendResult
@@ -54,7 +56,17 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
     outcomes: dict[tuple[str, int], _Outcome] = {}
     durable: dict[tuple[str, int], asyncio.Future[None] | Any] = {}
     leaders: dict[tuple[str, int], Partition] = {}
+    unverified: dict[tuple[str, int], _Unverified] = {}
     acks = data.acks
+    add = version >= 12 and data.transactional_id is not None
+
+    def append(key: tuple[str, int], partition: Partition, records: Any, verified: int) -> None:
+        result = partition.append(records, verified_producer=verified)
+        outcomes[key] = (ErrorCode.NONE, result, None)
+        if acks == -1:
+            durable[key] = partition.group_commit.wait_durable(result.last_offset + 1)
+            leaders[key] = partition
+
     for topic in data.topics:
         for item in topic.partitions:
             key = (topic.name, item.partition)
@@ -68,25 +80,26 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
                     raise KafkaError("null record set", ErrorCode.INVALID_RECORD)
                 if acks == -1:
                     partition.check_min_isr()
-                verified = NO_PRODUCER_ID
                 producer = transactional_producer(item.records)
-                if producer is not None:
-                    if version >= 12 and data.transactional_id is not None:
-                        error = await add_partition_implicitly(
-                            ctx.node, data.transactional_id, partition, producer
-                        )
-                    else:
-                        error = verify_partition(
-                            ctx.node, data.transactional_id, partition, producer, version
-                        )
-                    if error != ErrorCode.NONE:
-                        raise verification_failure(error)
-                    verified = producer[0]
-                result = partition.append(item.records, verified_producer=verified)
-                outcomes[key] = (ErrorCode.NONE, result, None)
-                if acks == -1:
-                    durable[key] = partition.group_commit.wait_durable(result.last_offset + 1)
-                    leaders[key] = partition
+                if producer is None:
+                    append(key, partition, item.records, NO_PRODUCER_ID)
+                    continue
+                state = partition.log.producer_state
+                if state.has_open_transaction(producer[0]) or not verification_enabled(
+                    ctx.node, add
+                ):
+                    append(key, partition, item.records, producer[0])
+                    continue
+                guard = state.start_verification(producer[0])
+                unverified[key] = _Unverified(partition, item.records, producer, guard)
+            except KafkaError as exc:
+                outcomes[key] = (exc.code, None, str(exc) or None)
+    if unverified:
+        for key, waiting, error in await _verify(ctx, data.transactional_id, unverified, add):
+            try:
+                if error != ErrorCode.NONE:
+                    raise verification_failure(error)
+                append(key, waiting.partition, waiting.records, waiting.producer[0])
             except KafkaError as exc:
                 outcomes[key] = (exc.code, None, str(exc) or None)
     if acks == 0:
@@ -96,6 +109,47 @@ async def handle_produce(ctx: RequestContext, _: Any) -> Any:
     if durable:
         await _await_durable(durable, outcomes, data.timeout_ms, leaders)
     return _response(version, data, outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unverified:
+    """A transactional batch that would open its producer's transaction on its partition."""
+
+    partition: Partition
+    records: Any
+    producer: tuple[int, int]
+    guard: object
+
+
+async def _verify(
+    ctx: RequestContext,
+    transactional_id: str | None,
+    unverified: dict[tuple[str, int], _Unverified],
+    add: bool,
+) -> list[tuple[tuple[str, int], _Unverified, ErrorCode]]:
+    """Ask the coordinator about every such partition of the request at once (per producer:
+    a request has one), then say, right before the appends, which may go on: a marker that
+    came meanwhile has dropped the guard of its partition."""
+    by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for key, item in unverified.items():
+        by_producer.setdefault(item.producer, []).append(key)
+    answers: dict[tuple[str, int], ErrorCode] = {}
+    for producer, keys in by_producer.items():
+        answers.update(await ask_coordinator(ctx.node, transactional_id, producer, keys, add))
+    verdicts = []
+    for key, item in unverified.items():
+        producer_id = item.producer[0]
+        state = item.partition.log.producer_state
+        error = produce_error(answers[key], ctx.api_version)
+        if error == ErrorCode.NONE and not (
+            state.verification_holds(producer_id, item.guard)
+            or state.has_open_transaction(producer_id)
+        ):
+            error = ErrorCode.INVALID_TXN_STATE
+        if error != ErrorCode.NONE:
+            state.end_verification(producer_id, item.guard)
+        verdicts.append((key, item, error))
+    return verdicts
 
 
 async def _await_durable(

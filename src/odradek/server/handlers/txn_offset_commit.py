@@ -22,7 +22,11 @@ from odradek.protocol.api_keys import ApiKey
 from odradek.protocol.codec import response_schema
 from odradek.server.context import RequestContext
 from odradek.server.registry import handler
-from odradek.server.transaction_verification import produce_error, verify_partition
+from odradek.server.transaction_verification import (
+    ask_coordinator,
+    produce_error,
+    verification_enabled,
+)
 
 # Coordinator errors for a commit that could not be checked now: retriable for the client.
 _NOT_AVAILABLE = frozenset({ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION})
@@ -98,20 +102,20 @@ async def _refused(ctx: RequestContext, request: Any, version: int) -> ErrorCode
     node = ctx.node
     try:
         groups = await node.groups()
-        runtime = await node.transactions()
         partition = node.replica_manager.leader(
             OFFSETS_TOPIC, groups.core.partition_for(request.group_id)
         )
     except KafkaError as exc:
         return exc.code if exc.code not in _NOT_AVAILABLE else ErrorCode.COORDINATOR_NOT_AVAILABLE
     producer = (request.producer_id, request.producer_epoch)
-    if version >= 5 and not partition.log.producer_state.has_open_transaction(producer[0]):
-        added = await runtime.add_offsets(
-            request.transactional_id, *producer, request.group_id, transaction_version=2
-        )
-        error = produce_error(added, 12)  # v5 clients know TRANSACTION_ABORTABLE
-    else:
-        error = verify_partition(node, request.transactional_id, partition, producer, 0)
+    add = version >= 5
+    if partition.log.producer_state.has_open_transaction(producer[0]) or not (
+        verification_enabled(node, add)
+    ):
+        return None
+    position = (OFFSETS_TOPIC, partition.partition_id)
+    answers = await ask_coordinator(node, request.transactional_id, producer, [position], add)
+    error = produce_error(answers[position], 12 if add else 0)  # v5 knows TRANSACTION_ABORTABLE
     if error in _NOT_AVAILABLE:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE
     return None if error == ErrorCode.NONE else error
