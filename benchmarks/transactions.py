@@ -4,6 +4,13 @@ Not a test: nothing asserts on timings. Method and results are in docs/benchmark
 
     python benchmarks/transactions.py --spawn                     # start `odradek serve`
     python benchmarks/transactions.py --bootstrap 127.0.0.1:9092  # any running broker
+    python benchmarks/transactions.py --spawn --cluster 3         # and a 3-broker cluster
+
+With --cluster N the same scenarios run next against N broker processes (odradek.testing's
+KafkaCluster: replication factor 3, min.insync.replicas 2, `__transaction_state` of RF 3), on
+topics of replication factor 3 whose partitions are led by different brokers, so a transaction's
+coordinator writes markers to partitions led elsewhere (WriteTxnMarkers) and the leaders verify
+with the coordinator's broker; each cluster figure is given as a ratio to the single broker's.
 
 Scenarios, all in one run against the same broker, so the ratios compare like with like:
 
@@ -38,11 +45,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from perf import spawn_broker
 
 PARTITIONS = 3
+REPLICATION = {"factor": 1}  # 3 while a cluster is measured
 
 
 def create_topic(bootstrap: str, name: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(30)
+    topic = NewTopic(name, PARTITIONS, REPLICATION["factor"])
+    admin.create_topics([topic])[name].result(30)
+    if REPLICATION["factor"] > 1:
+        time.sleep(1)  # every broker has the topic, its followers fetching
 
 
 def produce(bootstrap: str, records: int, size: int, per_txn: int | None) -> float:
@@ -159,45 +170,84 @@ def copy(bootstrap: str, records: int, batch: int) -> float:
     return copied / elapsed
 
 
+def scenarios(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"records": args.records, "size": args.size}
+    baseline = produce(bootstrap, args.records, args.size, None)
+    produce_rows = [{"producer": "idempotent", "records_per_s": baseline, "ratio": 1.0}]
+    for per_txn in args.per_txn:
+        rate = produce(bootstrap, args.records, args.size, per_txn)
+        produce_rows.append(
+            {
+                "producer": f"transactional, {per_txn} records per transaction",
+                "records_per_s": rate,
+                "ratio": rate / baseline,
+            }
+        )
+    results["produce"] = produce_rows
+    results["commit"] = commits(bootstrap, args.commits)
+    results["copy_records_per_s"] = copy(bootstrap, args.records, args.copy_batch)
+    return results
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    broker = None
-    bootstrap = args.bootstrap
-    if args.spawn:
-        broker = spawn_broker([])
-        bootstrap = broker.bootstrap
-    try:
-        results: dict[str, Any] = {"records": args.records, "size": args.size}
-        baseline = produce(bootstrap, args.records, args.size, None)
-        produce_rows = [{"producer": "idempotent", "records_per_s": baseline, "ratio": 1.0}]
-        for per_txn in args.per_txn:
-            rate = produce(bootstrap, args.records, args.size, per_txn)
-            produce_rows.append(
-                {
-                    "producer": f"transactional, {per_txn} records per transaction",
-                    "records_per_s": rate,
-                    "ratio": rate / baseline,
-                }
-            )
-        results["produce"] = produce_rows
-        results["commit"] = commits(bootstrap, args.commits)
-        results["copy_records_per_s"] = copy(bootstrap, args.records, args.copy_batch)
-        return results
-    finally:
-        if broker is not None:
-            broker.stop()
+    results: dict[str, Any] = {}
+    if args.bootstrap or args.spawn:
+        broker = spawn_broker([]) if args.spawn else None
+        try:
+            bootstrap = broker.bootstrap if broker is not None else args.bootstrap
+            results["broker"] = scenarios(bootstrap, args)
+        finally:
+            if broker is not None:
+                broker.stop()
+    if args.cluster:
+        results["cluster"] = on_cluster(args)
+        if "broker" in results:
+            results["cluster_vs_broker"] = ratios(results["cluster"], results["broker"])
+    return results
+
+
+def on_cluster(args: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    from odradek.testing.cluster import KafkaCluster
+
+    REPLICATION["factor"] = min(3, args.cluster)
+    with (
+        tempfile.TemporaryDirectory(prefix="txn-bench-cluster-") as root,
+        KafkaCluster(Path(root), args.cluster) as cluster,
+    ):
+        return scenarios(cluster.bootstrap_servers, args)
+
+
+def ratios(cluster: dict[str, Any], broker: dict[str, Any]) -> dict[str, float]:
+    out = {
+        row["producer"]: row["records_per_s"] / base["records_per_s"]
+        for row, base in zip(cluster["produce"], broker["produce"], strict=True)
+    }
+    out["commits per s"] = (
+        cluster["commit"]["transactions_per_s"] / broker["commit"]["transactions_per_s"]
+    )
+    out["copy records per s"] = cluster["copy_records_per_s"] / broker["copy_records_per_s"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group(required=True)
+    where = parser.add_mutually_exclusive_group()
     where.add_argument("--bootstrap", metavar="HOST:PORT", help="a running broker")
     where.add_argument("--spawn", action="store_true", help="start `odradek serve` and measure it")
+    parser.add_argument(
+        "--cluster", type=int, metavar="N", help="then start N broker processes and measure them"
+    )
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--per-txn", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--commits", type=int, default=500)
     parser.add_argument("--copy-batch", type=int, default=500)
-    print(json.dumps(run(parser.parse_args(argv)), indent=2))
+    args = parser.parse_args(argv)
+    if not (args.bootstrap or args.spawn or args.cluster):
+        parser.error("say what to measure: --bootstrap, --spawn and/or --cluster N")
+    print(json.dumps(run(args), indent=2))
 
 
 if __name__ == "__main__":
