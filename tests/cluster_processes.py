@@ -432,3 +432,46 @@ def wait_stable(nodes: dict[int, Any], topic: str, partition: int, end: int) -> 
         wait_until(stable, f"{topic}-{partition} stable at {end}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last (stable, end) seen: {seen[-1:]}") from None
+
+
+def create_led_topic(nodes: dict[int, Any], topic: str, assignment: list[list[int]]) -> None:
+    """Create `topic` with `assignment` (replicas per partition, the first the preferred leader),
+    wait for full ISRs, and check that each partition's leader is its preferred one."""
+    create_topic(live_port(nodes), topic, assignment=assignment)
+    wait_full_isr(nodes, topic, len(assignment[0]))
+    for index, replicas in enumerate(assignment):
+        led = leader_of(nodes, topic, index)
+        assert led == replicas[0], (topic, index, led, replicas)
+
+    def known_everywhere() -> bool:  # a coordinator refuses partitions its image lacks
+        try:
+            return all(
+                len(partitions_of(n.port, topic)) == len(assignment)
+                for n in nodes.values()
+                if n.running
+            )
+        except OSError:
+            return False
+
+    wait_until(known_everywhere, f"every broker knows {topic}")
+
+
+def groups_coordinated_by(nodes: dict[int, Any], broker: int, prefix: str) -> str:
+    """A new group id whose `__consumer_offsets` partition `broker` leads (the topic created
+    first if need be), checked with FindCoordinator on every running broker."""
+    import uuid
+
+    from odradek.coordinator.group.records import group_partition
+
+    port = live_port(nodes)
+    wait_until(lambda: find_coordinator(port, "first", 0)[0] == 0, "__consumer_offsets")
+    wait_full_isr(nodes, "__consumer_offsets", 3)
+    parts = partitions_of(port, "__consumer_offsets")
+    leaders = {index: int(p.leader_id) for index, p in parts.items()}
+    assert broker in leaders.values(), (broker, leaders)
+    while True:
+        group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        if leaders[group_partition(group, len(leaders))] == broker:
+            answers = {find_coordinator(n.port, group, 0) for n in nodes.values() if n.running}
+            assert answers == {(0, broker)}, (group, answers)
+            return group

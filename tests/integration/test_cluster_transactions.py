@@ -42,15 +42,13 @@ from cluster_processes import (
     SESSION_TIMEOUT_MS,
     TRANSACTION_OVERRIDES,
     VOTERS,
-    create_topic,
+    create_led_topic,
     ids_coordinated_by,
     leader_of,
-    live_port,
     module_cluster_nodes,
     stable_offsets,
     start_cluster,
     start_transaction_state,
-    wait_full_isr,
     wait_stable,
 )
 from odradek.common.errors import ErrorCode
@@ -91,13 +89,9 @@ def data_topics(nodes: dict[int, Any], prefix: str) -> list[tuple[str, int]]:
     leaders = set()
     for base, assignment in ASSIGNMENTS.items():
         topic = f"{prefix}-{base}-{uuid.uuid4().hex[:6]}"
-        create_topic(live_port(nodes), topic, assignment=assignment)
-        wait_full_isr(nodes, topic, 3)
-        for index, replicas in enumerate(assignment):
-            led = leader_of(nodes, topic, index)
-            assert led == replicas[0], (topic, index, led)  # the preferred leader
-            leaders.add(led)
-            partitions.append((topic, index))
+        create_led_topic(nodes, topic, assignment)
+        leaders |= {replicas[0] for replicas in assignment}
+        partitions += [(topic, index) for index in range(len(assignment))]
     assert COORDINATOR not in leaders and len(leaders) == 2, leaders
     return partitions
 
