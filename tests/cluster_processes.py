@@ -7,7 +7,7 @@ import datetime
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -456,9 +456,12 @@ def create_led_topic(nodes: dict[int, Any], topic: str, assignment: list[list[in
     wait_until(known_everywhere, f"every broker knows {topic}")
 
 
-def groups_coordinated_by(nodes: dict[int, Any], broker: int, prefix: str) -> str:
-    """A new group id whose `__consumer_offsets` partition `broker` leads (the topic created
-    first if need be), checked with FindCoordinator on every running broker."""
+def group_coordinated_by(
+    nodes: dict[int, Any], brokers: Collection[int], prefix: str
+) -> tuple[str, int]:
+    """A new group id whose `__consumer_offsets` partition one of `brokers` leads (the topic
+    created first if need be), checked with FindCoordinator on every running broker; and that
+    broker."""
     import uuid
 
     from odradek.coordinator.group.records import group_partition
@@ -468,10 +471,11 @@ def groups_coordinated_by(nodes: dict[int, Any], broker: int, prefix: str) -> st
     wait_full_isr(nodes, "__consumer_offsets", 3)
     parts = partitions_of(port, "__consumer_offsets")
     leaders = {index: int(p.leader_id) for index, p in parts.items()}
-    assert broker in leaders.values(), (broker, leaders)
+    assert set(brokers) & set(leaders.values()), (brokers, leaders)
     while True:
         group = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        if leaders[group_partition(group, len(leaders))] == broker:
+        broker = leaders[group_partition(group, len(leaders))]
+        if broker in brokers:
             answers = {find_coordinator(n.port, group, 0) for n in nodes.values() if n.running}
             assert answers == {(0, broker)}, (group, answers)
-            return group
+            return group, broker

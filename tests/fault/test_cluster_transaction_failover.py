@@ -46,7 +46,7 @@ from cluster_processes import (
     TRANSACTION_STATE_TOPIC,
     VOTERS,
     create_led_topic,
-    groups_coordinated_by,
+    group_coordinated_by,
     ids_coordinated_by,
     listed_brokers,
     live_port,
@@ -312,7 +312,9 @@ def test_a_copier_copies_exactly_once_across_a_coordinator_kill(
     expected = fill(nodes, source)
     # the group's coordinator is another broker: the transaction's offsets and their marker
     # are written there
-    group = groups_coordinated_by(nodes, next(b for b in VOTERS if b != coordinator), "copy")
+    others = [b for b in VOTERS if b != coordinator]
+    group, group_coordinator = group_coordinated_by(nodes, others, "copy")
+    print(f"transaction coordinator {coordinator}, group coordinator {group_coordinator}")
     args = [bootstrap, source, target, str(COPIER_PARTITIONS), group, tid, "txn"]
     copier = Copier([*args, str(COPIER_EVERY)])
     copiers.append(copier)

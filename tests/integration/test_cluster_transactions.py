@@ -19,6 +19,9 @@ coordinator sends WriteTxnMarkers to the leaders).
   (INVALID_TXN_STATE for Produce v9, TRANSACTION_ABORTABLE from v11), accepted after it; with
   Produce v12 (version 2) the batch itself adds the partition and EndTxn v5 ends the
   transaction.
+- KafkaJS (js/transactions.js) commits a transaction with group offsets over three partitions and
+  aborts the next, its group coordinated by yet another broker: read_committed and
+  read_uncommitted see what they should, and the group's offset is the committed one.
 - WriteTxnMarkers (key 27) sent by hand: NOT_LEADER_OR_FOLLOWER from a follower,
   UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist, and at the leader a marker ends
   the producer's open transaction (the last stable offset moves to the log end).
@@ -34,15 +37,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
-from kafka_helpers import consume_all
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from kafka_helpers import admin, consume_all, in_ci, require_tool
 from test_groups_bad_input import Raw, entity
+from test_transactions_kafkajs import JS_DIR, run_script
 
 from cluster_processes import (
     SESSION_TIMEOUT_MS,
     TRANSACTION_OVERRIDES,
     VOTERS,
     create_led_topic,
+    group_coordinated_by,
     ids_coordinated_by,
     leader_of,
     module_cluster_nodes,
@@ -351,3 +356,50 @@ def test_write_txn_markers_is_served_by_the_partition_leader_only(
     wait_stable(nodes, topic, index, 3)
     committed = read_all(bootstrap, [(topic, index)], "read_committed")[(topic, index)]
     assert committed == [(0, b"m-0"), (1, b"m-1")]
+
+
+@pytest.fixture(scope="module")
+def kafkajs_node() -> str:
+    path = require_tool("node", "nodejs")
+    if not (JS_DIR / "node_modules" / "kafkajs").is_dir():
+        message = f"kafkajs is not installed: run `npm ci` in {JS_DIR} (bash .ci/run does)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def test_kafkajs_commits_and_aborts_with_offsets_over_three_brokers(
+    cluster: dict[int, Any], kafkajs_node: str
+) -> None:
+    nodes = cluster
+    bootstrap = ",".join(n.bootstrap for n in nodes.values())
+    topic = f"kafkajs-{uuid.uuid4().hex[:6]}"
+    # the three partitions transactions.js writes, led by brokers 1 and 2 (it finds the topic)
+    create_led_topic(nodes, topic, [[1, 2, 3], [2, 3, 1], [1, 3, 2]])
+    partitions = [(topic, index) for index in range(3)]
+    (tid,) = ids_coordinated_by(nodes, COORDINATOR, "kafkajs-txn")
+    group, _ = group_coordinated_by(nodes, [1, 2], "kafkajs-group")
+    # one seed broker (the script's form); KafkaJS learns the others from Metadata
+    result = run_script(kafkajs_node, nodes[1].bootstrap, topic, tid, group)
+    assert all(m["errorCode"] == 0 for m in result["committedMetadata"]), result
+
+    def split(sent: list[str]) -> dict[tuple[str, int], list[bytes]]:
+        out: dict[tuple[str, int], list[bytes]] = {p: [] for p in partitions}
+        for value in sent:  # "<outcome>-<partition>-<i>"
+            out[(topic, int(value.split("-")[1]))].append(value.encode())
+        return out
+
+    committed, aborted = split(result["committed"]), split(result["aborted"])
+    assert all(committed.values()) and all(aborted.values())  # every partition in both
+    seen = read_all(bootstrap, partitions, "read_committed")
+    assert {p: [v for _, v in seen[p]] for p in partitions} == committed
+    everything = read_all(bootstrap, partitions, "read_uncommitted")
+    assert {p: [v for _, v in everything[p]] for p in partitions} == {
+        p: committed[p] + aborted[p] for p in partitions
+    }
+    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])]
+    client = admin(bootstrap)  # must outlive its future
+    future = client.list_consumer_group_offsets(request, require_stable=True)[group]
+    (tp,) = future.result(TIMEOUT_S).topic_partitions
+    assert (tp.error, tp.offset) == (None, 7)  # the committed transaction's, not the aborted's
