@@ -22,7 +22,8 @@ coordinator sends WriteTxnMarkers to the leaders).
 - KafkaJS (js/transactions.js) commits a transaction with group offsets over three partitions and
   aborts the next, its group coordinated by yet another broker: read_committed and
   read_uncommitted see what they should, and the group's offset is the committed one.
-- WriteTxnMarkers (key 27) sent by hand: NOT_LEADER_OR_FOLLOWER from a follower,
+- WriteTxnMarkers (key 27) sent by hand (to a partition its transaction's coordinator leads,
+  so it does not depend on verification across brokers): NOT_LEADER_OR_FOLLOWER from a follower,
   UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist, and at the leader a marker ends
   the producer's open transaction (the last stable offset moves to the log end).
 
@@ -38,6 +39,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import ConfigResource
 from kafka_helpers import admin, consume_all, in_ci, require_tool
 from test_groups_bad_input import Raw, entity
 from test_transactions_kafkajs import JS_DIR, run_script
@@ -45,12 +47,15 @@ from test_transactions_kafkajs import JS_DIR, run_script
 from cluster_processes import (
     SESSION_TIMEOUT_MS,
     TRANSACTION_OVERRIDES,
+    TRANSACTION_STATE_TOPIC,
     VOTERS,
     create_led_topic,
     group_coordinated_by,
     ids_coordinated_by,
     leader_of,
+    live_port,
     module_cluster_nodes,
+    partitions_of,
     stable_offsets,
     start_cluster,
     start_transaction_state,
@@ -84,6 +89,14 @@ def cluster(unstarted_broker: Callable[..., Any]) -> dict[int, Any]:
     leaders = start_transaction_state(nodes)
     # the coordinators are spread: each broker coordinates some transactional ids
     assert set(leaders.values()) == set(VOTERS), leaders
+    # three replicas of each partition (all in sync: start_transaction_state waited), two of
+    # them needed for a write
+    for partition in partitions_of(live_port(nodes), TRANSACTION_STATE_TOPIC).values():
+        assert sorted(partition.replica_nodes) == sorted(VOTERS), partition
+    resource = ConfigResource("topic", TRANSACTION_STATE_TOPIC)
+    client = admin(nodes[VOTERS[0]].bootstrap)
+    configs = client.describe_configs([resource])[resource].result(TIMEOUT_S)
+    assert configs["min.insync.replicas"].value == "2"
     return nodes
 
 
@@ -332,7 +345,10 @@ def test_write_txn_markers_is_served_by_the_partition_leader_only(
 ) -> None:
     nodes = cluster
     bootstrap = ",".join(n.bootstrap for n in nodes.values())
-    topic, index = data_topics(nodes, "markers")[0]
+    # The partition is led by the transaction's coordinator, so opening the transaction there
+    # does not depend on verification across brokers: this test is about key 27 alone.
+    topic, index = f"markers-{uuid.uuid4().hex[:6]}", 0
+    create_led_topic(nodes, topic, [[COORDINATOR, 1, 2]])
     leader = leader_of(nodes, topic, index)
     follower = next(n for n in VOTERS if n != leader)
     (tid,) = ids_coordinated_by(nodes, COORDINATOR, "markers-txn")
