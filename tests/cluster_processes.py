@@ -7,7 +7,7 @@ import datetime
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -280,3 +280,202 @@ def consume_as_group(bootstrap: str, group: str, topic: str, expected: int) -> l
     finally:
         consumer.close()
     return values
+
+
+# --- transactions over a cluster -------------------------------------------------------------
+
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+# RF 3 everywhere, min.insync.replicas 2; few coordinator partitions so they are created fast
+TRANSACTION_OVERRIDES: dict[str, object] = {
+    "default.replication.factor": 3,
+    "min.insync.replicas": 2,
+    "offsets.topic.replication.factor": 3,
+    "offsets.topic.num.partitions": 6,
+    "transaction.state.log.replication.factor": 3,
+    "transaction.state.log.min.isr": 2,
+    "transaction.state.log.num.partitions": 6,
+}
+
+
+def module_cluster_nodes(tmp_path_factory: Any) -> Callable[..., Any]:
+    """A `make(overrides, port)` like conftest's `unstarted_broker`, for a cluster shared by a
+    test module (that fixture is per test). Its `started` lists what it made, for teardown and
+    for the failure report (name the module fixture `unstarted_broker`)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "cluster_conftest", Path(__file__).with_name("conftest.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made: list[Any] = []
+
+    def make(overrides: dict[str, object] | None = None, port: int | None = None) -> Any:
+        broker = module.Broker(
+            tmp_path_factory.mktemp("node") / "data", overrides=overrides, port=port
+        )
+        made.append(broker)
+        return broker
+
+    make.started = made  # type: ignore[attr-defined]
+    return make
+
+
+def find_coordinator(port: int, key: str, key_type: int) -> tuple[int, int]:
+    """(error code, node id) of FindCoordinator v3; key_type 0 a group, 1 a transactional id."""
+    from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
+
+    answer = raw(port, FindCoordinatorRequest(key=key, key_type=key_type))  # type: ignore[arg-type]
+    return int(answer.error_code), int(answer.node_id)
+
+
+def transaction_coordinator(nodes: dict[int, Any], transactional_id: str) -> int:
+    """The coordinator every running broker names for the id (-1 while they disagree or have
+    none)."""
+    answers = set()
+    for node in nodes.values():
+        if not node.running:
+            continue
+        try:
+            answers.add(find_coordinator(node.port, transactional_id, 1))
+        except OSError:
+            return -1
+    if len(answers) != 1:
+        return -1
+    ((error, node_id),) = answers
+    return node_id if error == 0 else -1
+
+
+def start_transaction_state(nodes: dict[int, Any]) -> dict[int, int]:
+    """Create `__transaction_state` (the first FindCoordinator for a transactional id does),
+    wait until every partition has its full ISR; its partition -> leader."""
+    port = live_port(nodes)
+    wait_until(lambda: find_coordinator(port, "first", 1)[0] == 0, TRANSACTION_STATE_TOPIC)
+    wait_full_isr(nodes, TRANSACTION_STATE_TOPIC, 3)
+    return transaction_state_leaders(nodes)
+
+
+def transaction_state_leaders(nodes: dict[int, Any]) -> dict[int, int]:
+    parts = partitions_of(live_port(nodes), TRANSACTION_STATE_TOPIC)
+    return {index: int(p.leader_id) for index, p in parts.items()}
+
+
+def ids_coordinated_by(
+    nodes: dict[int, Any], broker: int, prefix: str, count: int = 1
+) -> list[str]:
+    """`count` new transactional ids whose `__transaction_state` partition `broker` leads, each
+    checked with FindCoordinator on every running broker."""
+    import uuid
+
+    from odradek.coordinator.transaction.records import transaction_partition
+
+    leaders = transaction_state_leaders(nodes)
+    assert broker in leaders.values(), (broker, leaders)
+    found: list[str] = []
+    while len(found) < count:
+        candidate = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        if leaders[transaction_partition(candidate, len(leaders))] == broker:
+            assert transaction_coordinator(nodes, candidate) == broker, candidate
+            found.append(candidate)
+    return found
+
+
+def list_offset(port: int, topic: str, partition: int, isolation_level: int) -> int:
+    """ListOffsets v7 for the latest offset at the broker on `port`: the log end offset (high
+    watermark) with isolation level 0, the last stable offset with 1; -1 on an error."""
+    from kio.schema.list_offsets.v7 import request as kio
+
+    answer = raw(
+        port,
+        kio.ListOffsetsRequest(
+            replica_id=-1,  # type: ignore[arg-type]
+            isolation_level=isolation_level,  # type: ignore[arg-type]
+            topics=(
+                kio.ListOffsetsTopic(
+                    name=topic,  # type: ignore[arg-type]
+                    partitions=(
+                        kio.ListOffsetsPartition(
+                            partition_index=partition,  # type: ignore[arg-type]
+                            timestamp=-1,  # type: ignore[arg-type]
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    )
+    result = answer.topics[0].partitions[0]
+    return int(result.offset) if int(result.error_code) == 0 else -1
+
+
+def stable_offsets(nodes: dict[int, Any], topic: str, partition: int) -> tuple[int, int]:
+    """(last stable offset, log end offset) of a partition, asked of its leader."""
+    port = nodes[leader_of(nodes, topic, partition)].port
+    return list_offset(port, topic, partition, 1), list_offset(port, topic, partition, 0)
+
+
+def wait_stable(nodes: dict[int, Any], topic: str, partition: int, end: int) -> None:
+    """Wait until the partition's log end offset is `end` and its last stable offset too (no
+    transaction is left open in it)."""
+
+    seen: list[tuple[int, int]] = []
+
+    def stable() -> bool:
+        try:
+            seen.append(stable_offsets(nodes, topic, partition))
+        except OSError:
+            return False
+        return seen[-1] == (end, end)
+
+    try:
+        wait_until(stable, f"{topic}-{partition} stable at {end}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last (stable, end) seen: {seen[-1:]}") from None
+
+
+def create_led_topic(nodes: dict[int, Any], topic: str, assignment: list[list[int]]) -> None:
+    """Create `topic` with `assignment` (replicas per partition, the first the preferred leader),
+    wait for full ISRs, and check that each partition's leader is its preferred one."""
+    create_topic(live_port(nodes), topic, assignment=assignment)
+    wait_full_isr(nodes, topic, len(assignment[0]))
+    for index, replicas in enumerate(assignment):
+        led = leader_of(nodes, topic, index)
+        assert led == replicas[0], (topic, index, led, replicas)
+
+    def known_everywhere() -> bool:  # a coordinator refuses partitions its image lacks
+        try:
+            return all(
+                len(partitions_of(n.port, topic)) == len(assignment)
+                for n in nodes.values()
+                if n.running
+            )
+        except OSError:
+            return False
+
+    wait_until(known_everywhere, f"every broker knows {topic}")
+
+
+def group_coordinated_by(
+    nodes: dict[int, Any], brokers: Collection[int], prefix: str
+) -> tuple[str, int]:
+    """A new group id whose `__consumer_offsets` partition one of `brokers` leads (the topic
+    created first if need be), checked with FindCoordinator on every running broker; and that
+    broker."""
+    import uuid
+
+    from odradek.coordinator.group.records import group_partition
+
+    port = live_port(nodes)
+    wait_until(lambda: find_coordinator(port, "first", 0)[0] == 0, "__consumer_offsets")
+    wait_full_isr(nodes, "__consumer_offsets", 3)
+    parts = partitions_of(port, "__consumer_offsets")
+    leaders = {index: int(p.leader_id) for index, p in parts.items()}
+    assert set(brokers) & set(leaders.values()), (brokers, leaders)
+    while True:
+        group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        broker = leaders[group_partition(group, len(leaders))]
+        if broker in brokers:
+            answers = {find_coordinator(n.port, group, 0) for n in nodes.values() if n.running}
+            assert answers == {(0, broker)}, (group, answers)
+            return group, broker
