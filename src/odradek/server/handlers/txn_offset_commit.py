@@ -3,16 +3,18 @@ its transaction (consume-transform-produce, KIP-98; member and generation from v
 
 The group's `__consumer_offsets` partition must be in the transaction (AddOffsetsToTxn); as with
 a produced batch, that is verified with the transaction coordinator before the commit opens the
-transaction there (KIP-890). The offsets are written in a transactional batch of the producer
-and stay pending until the transaction's marker: a commit makes them the group's committed
-offsets, an abort drops them. v5 clients (transaction version 2, KIP-890 part 2) send no
-AddOffsetsToTxn: their commit adds the group's partition to the transaction. Partitions of
+transaction there (KIP-890), and a commit whose transaction a marker ended while the answer was
+on its way is refused (INVALID_TXN_STATE). The offsets are written in a transactional batch of
+the producer and stay pending until the transaction's marker: a commit makes them the group's
+committed offsets, an abort drops them. v5 clients (transaction version 2, KIP-890 part 2) send
+no AddOffsetsToTxn: their commit adds the group's partition to the transaction. Partitions of
 topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION. Before v2, COORDINATOR_LOAD_IN_PROGRESS
 is answered as COORDINATOR_NOT_AVAILABLE, as Kafka does for clients older than 2.0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from odradek.common.errors import ErrorCode, KafkaError
@@ -54,7 +56,9 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
                 item.committed_metadata or "",
             )
         )
-    refused = await _refused(ctx, request, version)
+    refused, still_verified = await _refused(ctx, request, version)
+    if refused is None and not still_verified():
+        refused = ErrorCode.INVALID_TXN_STATE  # a marker ended the transaction meanwhile
     if refused is not None:
         for position in errors:
             if errors[position] == ErrorCode.NONE:
@@ -95,10 +99,18 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-async def _refused(ctx: RequestContext, request: Any, version: int) -> ErrorCode | None:
-    """Why no offset of the request can be committed, if none can."""
+def _verified() -> bool:
+    return True
+
+
+async def _refused(
+    ctx: RequestContext, request: Any, version: int
+) -> tuple[ErrorCode | None, Callable[[], bool]]:
+    """Why no offset of the request can be committed, if none can; and whether the
+    coordinator's word still holds when the commit is written (see transaction_verification):
+    the commit is appended in the same step as this is asked."""
     if not request.group_id:
-        return ErrorCode.INVALID_GROUP_ID
+        return ErrorCode.INVALID_GROUP_ID, _verified
     node = ctx.node
     try:
         groups = await node.groups()
@@ -106,16 +118,27 @@ async def _refused(ctx: RequestContext, request: Any, version: int) -> ErrorCode
             OFFSETS_TOPIC, groups.core.partition_for(request.group_id)
         )
     except KafkaError as exc:
-        return exc.code if exc.code not in _NOT_AVAILABLE else ErrorCode.COORDINATOR_NOT_AVAILABLE
-    producer = (request.producer_id, request.producer_epoch)
+        code = exc.code if exc.code not in _NOT_AVAILABLE else ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return code, _verified
+    producer_id = request.producer_id
+    state = partition.log.producer_state
     add = version >= 5
-    if partition.log.producer_state.has_open_transaction(producer[0]) or not (
-        verification_enabled(node, add)
-    ):
-        return None
+    if state.has_open_transaction(producer_id) or not verification_enabled(node, add):
+        return None, _verified
+    guard = state.start_verification(producer_id)
     position = (OFFSETS_TOPIC, partition.partition_id)
-    answers = await ask_coordinator(node, request.transactional_id, producer, [position], add)
+    answers = await ask_coordinator(
+        node, request.transactional_id, (producer_id, request.producer_epoch), [position], add
+    )
     error = produce_error(answers[position], 12 if add else 0)  # v5 knows TRANSACTION_ABORTABLE
-    if error in _NOT_AVAILABLE:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    return None if error == ErrorCode.NONE else error
+    if error != ErrorCode.NONE:
+        state.end_verification(producer_id, guard)
+        return (
+            ErrorCode.COORDINATOR_NOT_AVAILABLE if error in _NOT_AVAILABLE else error
+        ), _verified
+    return (
+        None,
+        lambda: (
+            state.verification_holds(producer_id, guard) or state.has_open_transaction(producer_id)
+        ),
+    )
