@@ -11,8 +11,8 @@ would at Kafka's closed listener: a broker that has not caught up may hold stale
 
 Never held: what the catching up itself needs (the quorum's APIs, the metadata Fetch,
 registration and heartbeats, AlterPartition, AllocateProducerIds), ApiVersions and
-SaslHandshake (answered from static data), and the admin requests an active controller decides,
-whose image is the newest there is.
+SaslHandshake (answered from static data), and the admin requests the active controller
+answers (`forwarding.py`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def held_until_caught_up(ctx: RequestContext, request: Any) -> bool:
         return False
     if api_key == ApiKey.FETCH:
         return not (ctx.api_version >= QUORUM_FETCH_MIN_VERSION and is_quorum_fetch(ctx, request))
-    if api_key in FORWARDED:
-        return not ctx.node.is_controller_here()
-    return True
+    # The active controller answers these (forwarded, or decided here when that is this
+    # node), and a forwarded CreateTopics or DeleteTopics waits until the local image shows
+    # the change. Holding them would also hold the heartbeats and AlterPartitions that other
+    # brokers send the controller over the same connection, behind them.
+    return api_key not in FORWARDED
