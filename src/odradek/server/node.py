@@ -21,6 +21,7 @@ and checkpoint every log, close files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -434,10 +435,26 @@ class Node:
 
     async def commit(self, records: list[MetadataRecord]) -> None:
         """Commit records to the metadata log; the partitions follow the new image (as soon as
-        it is applied, or here when that failed: the error reaches the caller)."""
+        it is applied, or here when that failed: the error reaches the caller).
+
+        Once appended, the records commit whether or not the request that decided them is
+        still there. A caller cancelled meanwhile (its client closed the connection) still
+        waits here until they are applied, so the lock it decided them under (`quorum.lock`)
+        is released only once the image holds them: otherwise the next decision, made on the
+        image without them, could create the same topic again under a new id."""
         assert self.quorum is not None
         if not records:
             return
+        committing = asyncio.ensure_future(self._commit_and_follow(records))
+        try:
+            await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):  # its outcome is the caller's no more
+                await asyncio.shield(committing)
+            raise
+
+    async def _commit_and_follow(self, records: list[MetadataRecord]) -> None:
+        assert self.quorum is not None
         image = await self.quorum.commit(records)
         if image is not self._followed_image:
             self._follow_image(image, records)
