@@ -12,8 +12,9 @@ Per partition in the answer:
 - records: append them as the leader wrote them (`Log.append_as_follower`); then the follower's
   high watermark is the leader's, capped by its own log end offset;
 - NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, unknown topic: the image
-  is behind or ahead of the leader's; retry after replica.fetch.backoff.ms (a new image moves
-  the partition to the right loop).
+  is behind or ahead of the leader's; that partition alone retries after
+  replica.fetch.backoff.ms (`fetch_backoff.py`; a new image moves the partition to the right
+  loop). A failed round trip (the leader unreachable) backs off the whole loop.
 
 DURABILITY: what a round trip appended is fsync'd (one group commit per log, in a worker
 thread) before the next fetch goes out, so the offset a follower reports in a fetch is durable
@@ -34,7 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from odradek.common.clock import Clock, SystemClock
 from odradek.common.errors import ErrorCode, KafkaError
+from odradek.replication.fetch_backoff import FetchBackoff
 from odradek.replication.partition import Partition
 from odradek.replication.truncation import truncation_offset
 from odradek.transport.client import NodeClient, TransportError
@@ -69,12 +72,18 @@ class SourceFetcher:
     """The fetch loop of the partitions this node follows from one leader broker."""
 
     def __init__(
-        self, leader_id: int, endpoint: tuple[str, int], config: ReplicaFetcherConfig
+        self,
+        leader_id: int,
+        endpoint: tuple[str, int],
+        config: ReplicaFetcherConfig,
+        clock: Clock | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.endpoint = endpoint
         self.config = config
+        self.clock: Clock = clock or SystemClock()
         self.partitions: dict[_Key, Partition] = {}
+        self._backoff: FetchBackoff[_Key] = FetchBackoff(config.backoff_ms)
         self._changed = asyncio.Event()
         self._client = NodeClient(
             endpoint[0],
@@ -106,21 +115,44 @@ class SourceFetcher:
         schema = _request_schema()
         backoff_s = self.config.backoff_ms / 1000
         while True:
-            if not self.partitions:
+            ready = self._ready()
+            if not ready:
                 self._changed.clear()
-                await self._changed.wait()
+                ready = self._ready()  # a change just before the clear is not lost
+            if not ready:
+                await self._wait_for_change()
                 continue
             try:
-                failed = await self._fetch_once(schema)
+                failed = await self._fetch_once(schema, ready)
             except Exception:  # a bug or a failing disk must not end the loop
                 logger.exception("%s fetch round failed", self._prefix)
                 failed = True
             if failed:
                 await asyncio.sleep(backoff_s)
 
-    async def _fetch_once(self, schema: Any) -> bool:
-        """One fetch and what it brought; True when the next one should wait a backoff."""
-        sent = dict(self.partitions)
+    def _ready(self) -> dict[_Key, Partition]:
+        """The partitions to fetch now: those not sitting out a backoff."""
+        partitions = self.partitions
+        epochs = {key: p.leader_epoch for key, p in partitions.items()}
+        return {key: partitions[key] for key in self._backoff.ready(epochs, self._now_ms())}
+
+    async def _wait_for_change(self) -> None:
+        """Until the partitions change or the earliest backoff is over."""
+        until_ms = self._backoff.next_ready_ms()
+        if until_ms is None:
+            await self._changed.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(until_ms - self._now_ms(), 0) / 1000):
+                await self._changed.wait()
+
+    def _now_ms(self) -> int:
+        return self.clock.monotonic_ms()
+
+    async def _fetch_once(self, schema: Any, ready: Mapping[_Key, Partition]) -> bool:
+        """One fetch of `ready` and what it brought; True when the whole loop should wait a
+        backoff (the round trip failed); a partition that failed waits its own."""
+        sent = dict(ready)
         epochs = {key: p.leader_epoch for key, p in sent.items()}
         request = self._build(schema, sent)
         try:
@@ -136,6 +168,7 @@ class SourceFetcher:
             return True
         appended: list[Partition] = []
         failed = False
+        now_ms = self._now_ms()
         for topic in response.responses:
             topic_id = topic.topic_id.bytes
             for data in topic.partitions:
@@ -153,13 +186,13 @@ class SourceFetcher:
                         appended.append(partition)
                 except KafkaError as exc:
                     logger.warning("%s %s: %s", self._prefix, partition.log, exc)
-                    failed = True
+                    self._backoff.delay(key, epochs[key], now_ms)
                 except ReplicationError as exc:
                     logger.info("%s %s: %s", self._prefix, partition.log, exc)
-                    failed = True
+                    self._backoff.delay(key, epochs[key], now_ms)
                 except Exception:  # a failing disk: the others' appends still get fsync'd
                     logger.exception("%s %s: append failed", self._prefix, partition.log)
-                    failed = True
+                    self._backoff.delay(key, epochs[key], now_ms)
         if appended:
             # what was appended is on disk before the next fetch reports it
             outcomes = await asyncio.gather(
@@ -270,8 +303,9 @@ class ReplicationError(Exception):
 class ReplicaFetcherManager:
     """The fetch loops, one per leader broker this node follows partitions from."""
 
-    def __init__(self, config: ReplicaFetcherConfig) -> None:
+    def __init__(self, config: ReplicaFetcherConfig, clock: Clock | None = None) -> None:
         self.config = config
+        self.clock = clock
         self.fetchers: dict[int, SourceFetcher] = {}
         self._running = False
 
@@ -298,7 +332,7 @@ class ReplicaFetcherManager:
                 continue  # the leader's endpoint is not known yet: wait for the next image
             found = self.fetchers.get(leader_id)
             if found is None:
-                found = SourceFetcher(leader_id, endpoint, self.config)
+                found = SourceFetcher(leader_id, endpoint, self.config, self.clock)
                 self.fetchers[leader_id] = found
                 if self._running:
                     found.start()

@@ -115,7 +115,8 @@ class ReplicaManager:
                 wait_max_ms=int(config["replica.fetch.wait.max.ms"]),
                 min_bytes=int(config["replica.fetch.min.bytes"]),
                 backoff_ms=int(config["replica.fetch.backoff.ms"]),
-            )
+            ),
+            log_manager.clock,
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._isr_checker: asyncio.Task[None] | None = None

@@ -6,6 +6,12 @@ has applied: every `broker.heartbeat.interval.ms` while unfenced, more often whi
 be unfenced, so a starting broker takes partitions as soon as it has caught up. A heartbeat
 answered STALE_BROKER_EPOCH (the controller lost or replaced the registration) registers again.
 
+Catching up: the first heartbeat the controller answers is_caught_up (the broker has applied
+the metadata log up to its registration) admits the node's client requests
+(`Node.clients_admitted`, `admission.py`), as Kafka's initial catch-up future does. Should the
+controller not say so within `CATCH_UP_TIMEOUT_MS` of the start, they are admitted anyway,
+with a warning: a broker answering from an old image beats one that never answers.
+
 Controlled shutdown: `shut_down` heartbeats with want_shut_down until the controller says
 should_shut_down, which it does once every leadership of this broker has moved and the other
 brokers have seen it, or until the deadline; the node then stops.
@@ -31,6 +37,7 @@ logger = logging.getLogger(__name__)
 SECURITY_PROTOCOLS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 FENCED_HEARTBEAT_MS = 100
 SHUTDOWN_HEARTBEAT_MS = 100
+CATCH_UP_TIMEOUT_MS = 60_000  # Kafka's initial.broker.registration.timeout.ms default
 
 
 class BrokerLifecycle:
@@ -42,15 +49,45 @@ class BrokerLifecycle:
         self.fenced = True
         self.unfenced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._catch_up_deadline: asyncio.TimerHandle | None = None
         self._shutting_down = False
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._catch_up_deadline = loop.call_later(
+            CATCH_UP_TIMEOUT_MS / 1000, self._admit_clients, False
+        )
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._catch_up_deadline is not None:
+            self._catch_up_deadline.cancel()
+            self._catch_up_deadline = None
+
+    def _admit_clients(self, caught_up: bool) -> None:
+        """Let client requests in (once): caught up, or out of time to wait for it."""
+        admitted = self.node.clients_admitted
+        if admitted.is_set():
+            return
+        if caught_up:
+            logger.info(
+                "[BrokerLifecycle] caught up with the metadata log at offset %d; serving clients",
+                self.node.metadata_applied_offset(),
+            )
+        else:
+            logger.warning(
+                "[BrokerLifecycle] not caught up with the metadata log after %d ms;"
+                " serving clients from offset %d",
+                CATCH_UP_TIMEOUT_MS,
+                self.node.metadata_applied_offset(),
+            )
+        admitted.set()
+        if self._catch_up_deadline is not None:
+            self._catch_up_deadline.cancel()
+            self._catch_up_deadline = None
 
     def _request(self) -> BrokerRegistrationRequest:
         host, port = self.node.advertised_endpoint
@@ -103,6 +140,8 @@ class BrokerLifecycle:
                         "fenced" if reply.is_fenced else "unfenced",
                     )
                 self.fenced = reply.is_fenced
+                if reply.is_caught_up or not reply.is_fenced:
+                    self._admit_clients(True)
                 if self.fenced:
                     self.unfenced.clear()
                 else:

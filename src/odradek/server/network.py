@@ -25,6 +25,7 @@ from odradek.protocol.codec import (
     response_is_flexible,
 )
 from odradek.protocol.framing import FrameDecoder, FramingError
+from odradek.server.admission import held_until_caught_up
 from odradek.server.context import RequestContext
 from odradek.server.forwarding import FORWARDED, forward
 from odradek.server.registry import HANDLERS, NO_RESPONSE, CloseConnection, HandlerSpec
@@ -129,6 +130,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not spec.raw and api_version >= spec.raw_below:
             request = decode_request(api_key, api_version, frame, position)
         context = RequestContext(self.node, header, frame, position, self.peer)
+        if not self.node.clients_admitted.is_set() and held_until_caught_up(context, request):
+            await self.node.clients_admitted.wait()  # a starting broker (admission.py)
         # Fault injection (odradek.testing): Node.faults is None unless a test installed rules.
         if self.node.faults is not None:
             from odradek.server.fault_hook import intercept

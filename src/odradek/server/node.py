@@ -7,9 +7,11 @@ meta.properties, load and recover the logs, start the quorum (a single voter ele
 commits its log before going on), open the partitions the image places here, then listen;
 committed metadata keeps flowing into the image afterwards.
 With a Raft quorum, a broker registers with the active controller once it listens and
-heartbeats from then on (`broker_lifecycle.py`); the node serves the controller's duties
-whenever it is the active controller (`cluster_control.py`). Every newly applied image moves
-the partitions (leader or follower), the configs and the coordinators along with it.
+heartbeats from then on (`broker_lifecycle.py`); client requests wait until the controller
+says it has caught up with the metadata log (`admission.py`). The node serves the
+controller's duties whenever it is the active controller (`cluster_control.py`). Every newly
+applied image moves the partitions (leader or follower), the configs and the coordinators
+along with it.
 Shutdown, in this order: a controlled shutdown (when another broker can take over this one's
 leaderships), stop accepting, close connections (in-flight requests are cancelled; nothing is
 acknowledged that was not written), stop fetching, stop the quorum (a leader resigns), flush
@@ -19,6 +21,7 @@ and checkpoint every log, close files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -111,6 +114,9 @@ class Node:
         self.cluster_control = ClusterControl(self)
         self.controller_channel: ControllerChannel | None = None
         self.lifecycle: BrokerLifecycle | None = None
+        # Set once client requests may be served: at once without a broker lifecycle, else
+        # when the broker has caught up with the metadata log (server/admission.py).
+        self.clients_admitted = asyncio.Event()
         self._image_changed: asyncio.Event | None = None
         self._followed_image: MetadataImage | None = None  # the last image applied below
         self.group_coordinator = GroupCoordinatorRuntime(
@@ -176,6 +182,8 @@ class Node:
         self._follow_coordinators()
         _, host, port = parse_listener(self.config["listeners"][0])
         self.listener_host = host
+        if self.lifecycle is None:
+            self.clients_admitted.set()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: KafkaConnection(self), host or None, port, reuse_address=True, backlog=1024
@@ -431,10 +439,26 @@ class Node:
 
     async def commit(self, records: list[MetadataRecord]) -> None:
         """Commit records to the metadata log; the partitions follow the new image (as soon as
-        it is applied, or here when that failed: the error reaches the caller)."""
+        it is applied, or here when that failed: the error reaches the caller).
+
+        Once appended, the records commit whether or not the request that decided them is
+        still there. A caller cancelled meanwhile (its client closed the connection) still
+        waits here until they are applied, so the lock it decided them under (`quorum.lock`)
+        is released only once the image holds them: otherwise the next decision, made on the
+        image without them, could create the same topic again under a new id."""
         assert self.quorum is not None
         if not records:
             return
+        committing = asyncio.ensure_future(self._commit_and_follow(records))
+        try:
+            await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):  # its outcome is the caller's no more
+                await asyncio.shield(committing)
+            raise
+
+    async def _commit_and_follow(self, records: list[MetadataRecord]) -> None:
+        assert self.quorum is not None
         image = await self.quorum.commit(records)
         if image is not self._followed_image:
             self._follow_image(image, records)

@@ -825,6 +825,12 @@ class Log:
         `offset` goes too, so log_end_offset may end up below `offset`)."""
         with self._cleaning_interrupted(), self._flush_lock, self._lock:
             if offset >= self._log_end_offset:
+                # No record goes, but an epoch may start at the log end with nothing in it
+                # (this replica became leader, then lost the leadership before appending):
+                # left in place, it would be the last fetched epoch of every fetch, the leader
+                # would answer with the same divergence each time, and the follower would
+                # never fetch again (Kafka's UnifiedLog.truncateTo does the same).
+                self.leader_epochs.truncate_from_end(self._log_end_offset)
                 return
             while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
                 self._segments.pop().delete()

@@ -112,6 +112,25 @@ def test_truncation_and_a_moved_log_start_trim_the_epochs(
     assert log.leader_epochs.entries() == [(2, 15), (7, 20)]
 
 
+def test_truncating_at_the_log_end_drops_an_epoch_with_nothing_in_it(
+    fileio: LossyFileIO, clock: FakeClock
+) -> None:
+    """A replica became leader at epoch 7 (its start is the log end) and lost the leadership
+    before appending; its new leader knows epochs up to 5 and says the log diverges at (5, end
+    of log). Truncating to that end must forget epoch 7, or the follower's next fetch carries
+    last fetched epoch 7 again and gets the same answer for ever."""
+    log = open_log(DIR, fileio, clock)
+    for epoch in (2, 5):
+        log.append_as_leader(batch(10), leader_epoch=epoch)
+    log.assign_epoch_start_offset(7, log.log_end_offset)
+    assert log.latest_epoch == 7
+    log.truncate_to(20)
+    assert log.log_end_offset == 20
+    assert log.leader_epochs.entries() == [(2, 0), (5, 10)]
+    assert log.latest_epoch == 5
+    assert log.end_offset_for_epoch(5) == (5, 20)
+
+
 def test_a_checkpoint_ahead_of_a_crashed_log_is_cut_back(
     fileio: LossyFileIO, clock: FakeClock
 ) -> None:
