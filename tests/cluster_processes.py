@@ -7,7 +7,7 @@ import datetime
 import socket
 import struct
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -297,10 +297,10 @@ TRANSACTION_OVERRIDES: dict[str, object] = {
 }
 
 
-def module_cluster_nodes(tmp_path_factory: Any) -> Callable[..., Any]:
-    """A `make(overrides, port)` like conftest's `unstarted_broker`, for a cluster shared by a
-    test module (that fixture is per test). Its `started` lists what it made, for teardown and
-    for the failure report (name the module fixture `unstarted_broker`)."""
+def module_cluster_nodes(tmp_path_factory: Any) -> Iterator[Callable[..., Any]]:
+    """For a module fixture named `unstarted_broker` (conftest's is per test; the failure
+    report shows what the nodes printed): `yield from` it. It yields a `make(overrides, port)`
+    as conftest's fixture does, and closes every broker it made at the module's end."""
     import importlib.util
     from pathlib import Path
 
@@ -319,8 +319,11 @@ def module_cluster_nodes(tmp_path_factory: Any) -> Callable[..., Any]:
         made.append(broker)
         return broker
 
-    make.started = made  # type: ignore[attr-defined]
-    return make
+    try:
+        yield make
+    finally:
+        for broker in made:
+            broker.close()
 
 
 def find_coordinator(port: int, key: str, key_type: int) -> tuple[int, int]:

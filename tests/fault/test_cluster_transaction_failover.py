@@ -37,7 +37,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))  # the shared client helpers
-from kafka_helpers import consume_all
+from test_cluster_transactions import read_all
 from test_transactions_copier import Copier
 
 from cluster_processes import (
@@ -70,14 +70,7 @@ COPIER_EVERY = 250
 
 @pytest.fixture(scope="module")
 def unstarted_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """The module's cluster nodes (named as conftest's fixture, whose failure report shows
-    what they printed)."""
-    make = module_cluster_nodes(tmp_path_factory)
-    try:
-        yield make
-    finally:
-        for node in make.started:  # type: ignore[attr-defined]
-            node.close()
+    yield from module_cluster_nodes(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -160,19 +153,8 @@ def produce_all(producer: Producer, tag: str, partitions: list[tuple[str, int]])
 
 def read(bootstrap: str, partitions: list[tuple[str, int]], isolation: str) -> Any:
     """The values a consumer of `isolation` reads of each partition, up to its end."""
-    out: dict[tuple[str, int], list[bytes]] = {p: [] for p in partitions}
-    for topic in dict.fromkeys(t for t, _ in partitions):
-        indexes = [p for t, p in partitions if t == topic]
-        records = consume_all(
-            bootstrap,
-            topic,
-            partitions=indexes,
-            timeout_s=TIMEOUT_S,
-            **{"isolation.level": isolation},
-        )
-        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-            out[(topic, record.partition)].append(record.value or b"")
-    return out
+    found = read_all(bootstrap, partitions, isolation, TIMEOUT_S)
+    return {position: [value for _, value in records] for position, records in found.items()}
 
 
 def wait_nothing_open(nodes: dict[int, Any], partitions: list[tuple[str, int]]) -> None:

@@ -42,6 +42,8 @@ from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartiti
 from confluent_kafka.admin import ConfigResource
 from kafka_helpers import admin, consume_all, in_ci, require_tool
 from test_groups_bad_input import Raw, entity
+from test_transaction_protocol import add_partitions, init
+from test_transaction_protocol import produce as produce_to
 from test_transactions_kafkajs import JS_DIR, run_script
 
 from cluster_processes import (
@@ -73,14 +75,7 @@ ASSIGNMENTS = {"orders": [[1, 2, 3], [2, 3, 1]], "payments": [[2, 1, 3]]}
 
 @pytest.fixture(scope="module")
 def unstarted_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """The module's cluster nodes (named as conftest's fixture, whose failure report shows
-    what they printed)."""
-    make = module_cluster_nodes(tmp_path_factory)
-    try:
-        yield make
-    finally:
-        for node in make.started:  # type: ignore[attr-defined]
-            node.close()
+    yield from module_cluster_nodes(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +110,7 @@ def data_topics(nodes: dict[int, Any], prefix: str) -> list[tuple[str, int]]:
 
 
 def read_all(
-    bootstrap: str, partitions: list[tuple[str, int]], isolation: str
+    bootstrap: str, partitions: list[tuple[str, int]], isolation: str, timeout_s: float = TIMEOUT_S
 ) -> dict[tuple[str, int], list[tuple[int, bytes]]]:
     """(offset, value) of every record a consumer of `isolation` reads, by partition, from the
     start to the end of each."""
@@ -126,7 +121,7 @@ def read_all(
             bootstrap,
             topic,
             partitions=indexes,
-            timeout_s=TIMEOUT_S,
+            timeout_s=timeout_s,
             **{"isolation.level": isolation},
         )
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -187,68 +182,12 @@ def txn_batch(producer: tuple[int, int], sequence: int, *values: bytes) -> bytes
 def produce(
     raw: Raw, tid: str | None, topic: str, index: int, batch: bytes, version: int
 ) -> ErrorCode:
-    request = entity(
-        "produce",
-        version,
-        "ProduceRequest",
-        transactional_id=tid,
-        acks=-1,
-        timeout=10_000,
-        topic_data=(
-            entity(
-                "produce",
-                version,
-                "TopicProduceData",
-                name=topic,
-                partition_data=(
-                    entity("produce", version, "PartitionProduceData", index=index, records=batch),
-                ),
-            ),
-        ),
-    )
-    (topic_response,) = raw.call(request).responses
-    (partition_response,) = topic_response.partition_responses
-    return ErrorCode(partition_response.error_code)
-
-
-def init(raw: Raw, tid: str) -> tuple[int, int]:
-    answer = raw.call(
-        entity(
-            "init_producer_id",
-            5,
-            "InitProducerIdRequest",
-            transactional_id=tid,
-            transaction_timeout=60_000,
-            producer_id=-1,
-            producer_epoch=-1,
-        )
-    )
-    assert answer.error_code == ErrorCode.NONE, answer
-    return int(answer.producer_id), int(answer.producer_epoch)
+    return ErrorCode(produce_to(raw, tid, topic, batch, version, index).error_code)
 
 
 def add_partition(raw: Raw, tid: str, producer: tuple[int, int], topic: str, index: int) -> int:
     """AddPartitionsToTxn v3, as a client of transaction version 1 sends it."""
-    answer = raw.call(
-        entity(
-            "add_partitions_to_txn",
-            3,
-            "AddPartitionsToTxnRequest",
-            v3_and_below_transactional_id=tid,
-            v3_and_below_producer_id=producer[0],
-            v3_and_below_producer_epoch=producer[1],
-            v3_and_below_topics=(
-                entity(
-                    "add_partitions_to_txn",
-                    3,
-                    "AddPartitionsToTxnTopic",
-                    name=topic,
-                    partitions=(index,),
-                ),
-            ),
-        )
-    )
-    return int(answer.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code)
+    return add_partitions(raw, tid, producer, [(topic, index)])[(topic, index)]
 
 
 def end_txn(raw: Raw, tid: str, producer: tuple[int, int], version: int) -> Any:

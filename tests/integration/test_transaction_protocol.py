@@ -81,7 +81,9 @@ def end_txn(raw: Raw, tid: str, producer: tuple[int, int], commit: bool) -> Erro
     return ErrorCode(answer.error_code)
 
 
-def produce(raw: Raw, tid: str | None, topic: str, batch: bytes, version: int = 9) -> Any:
+def produce(
+    raw: Raw, tid: str | None, topic: str, batch: bytes, version: int = 9, index: int = 0
+) -> Any:
     request = entity(
         "produce",
         version,
@@ -96,7 +98,7 @@ def produce(raw: Raw, tid: str | None, topic: str, batch: bytes, version: int = 
                 "TopicProduceData",
                 name=topic,
                 partition_data=(
-                    entity("produce", version, "PartitionProduceData", index=0, records=batch),
+                    entity("produce", version, "PartitionProduceData", index=index, records=batch),
                 ),
             ),
         ),
