@@ -32,27 +32,38 @@ if TYPE_CHECKING:
 async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
     schema = response_schema(ApiKey.WRITE_TXN_MARKERS, ctx.api_version)
     timeout_s = ctx.node.config["request.timeout.ms"] / 1000
+    entries = [
+        (
+            entry.producer_id,
+            [
+                Marker(
+                    topic.name,
+                    int(index),
+                    int(entry.producer_id),
+                    int(entry.producer_epoch),
+                    int(entry.coordinator_epoch),
+                    bool(entry.transaction_result),
+                )
+                for topic in entry.topics
+                for index in topic.partition_indexes
+            ],
+        )
+        for entry in request.markers
+    ]
+    # every marker of every producer appended at once, answered when all are in the ISR
+    errors = iter(
+        await asyncio.gather(
+            *(_write(ctx.node, m, timeout_s) for _, markers in entries for m in markers)
+        )
+    )
     results = []
-    for entry in request.markers:
-        markers = [
-            Marker(
-                topic.name,
-                int(index),
-                int(entry.producer_id),
-                int(entry.producer_epoch),
-                int(entry.coordinator_epoch),
-                bool(entry.transaction_result),
-            )
-            for topic in entry.topics
-            for index in topic.partition_indexes
-        ]
-        errors = await asyncio.gather(*(_write(ctx.node, m, timeout_s) for m in markers))
+    for producer_id, markers in entries:
         by_topic: dict[str, list[tuple[int, ErrorCode]]] = {}
-        for marker, error in zip(markers, errors, strict=True):
-            by_topic.setdefault(marker.topic, []).append((marker.partition, error))
+        for marker in markers:
+            by_topic.setdefault(marker.topic, []).append((marker.partition, next(errors)))
         results.append(
             schema.WritableTxnMarkerResult(
-                producer_id=entry.producer_id,
+                producer_id=producer_id,
                 topics=tuple(
                     schema.WritableTxnMarkerTopicResult(
                         name=name,
