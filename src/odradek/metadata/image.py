@@ -59,6 +59,15 @@ class BrokerRegistration:
         """Can lead and be in an ISR: unfenced and not shutting down."""
         return not self.fenced and not self.in_controlled_shutdown
 
+    @property
+    def inter_broker_address(self) -> tuple[str, int] | None:
+        """Where other brokers reach it: its first listener, which serves brokers too (None:
+        it registered none)."""
+        if not self.endpoints:
+            return None
+        chosen = self.endpoints[0]
+        return chosen.host or "127.0.0.1", chosen.port
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionImage:

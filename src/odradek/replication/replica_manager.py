@@ -252,10 +252,9 @@ class ReplicaManager:
         endpoints: dict[int, tuple[str, int]] = {}
         for broker_id in followed:
             broker = image.brokers.get(broker_id)
-            if broker is None or not broker.endpoints:
-                continue
-            chosen = broker.endpoints[0]  # the first listener serves brokers too
-            endpoints[broker_id] = (chosen.host or "127.0.0.1", chosen.port)
+            address = broker.inter_broker_address if broker is not None else None
+            if address is not None:
+                endpoints[broker_id] = address
         for fetcher in self.fetchers.update(followed, endpoints):
             self._spawn(self._stop_fetcher(fetcher))
 

@@ -3,9 +3,10 @@
 The transaction coordinator sends WriteTxnMarkers to the leaders of a transaction's
 partitions, and a partition leader asks a transaction coordinator elsewhere whether a
 partition is in a transaction (AddPartitionsToTxn, KIP-890). Both reach the other broker at
-the endpoint it registered (its first listener, as replica fetchers do), read from the current
-metadata image when the request is sent: a broker that restarted on another port is found
-there. One connection per broker, reused; several requests may be in flight on it.
+the address it registered for brokers (`BrokerRegistration.inter_broker_address`, as replica
+fetchers do), read from the current metadata image when the request is sent: a broker that
+restarted on another port is found there. One connection per broker, reused; several requests
+may be in flight on it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ class BrokerChannel:
 
     def _endpoint(self, broker_id: int) -> tuple[str, int]:
         registration = self.node.image.broker(broker_id)
-        if registration is None or registration.fenced or not registration.endpoints:
+        if registration is None or registration.fenced:
+            address = None
+        else:
+            address = registration.inter_broker_address
+        if address is None:
             raise KafkaError(f"broker {broker_id} is not available", ErrorCode.BROKER_NOT_AVAILABLE)
-        endpoint = registration.endpoints[0]
-        return endpoint.host or "127.0.0.1", endpoint.port
+        return address
 
     async def send(self, broker_id: int, request: Any, timeout_ms: int) -> Any:
         """The response of `broker_id` to a kio request entity. A broker that cannot be
