@@ -393,6 +393,11 @@ class ProducerStateManager:
     def verification_holds(self, producer_id: int, guard: object) -> bool:
         return self._verifications.get(producer_id) is guard
 
+    def may_append_verified(self, producer_id: int, guard: object) -> bool:
+        """Whether a batch verified under `guard` may be appended now: its guard still holds,
+        or another batch of the producer has opened the transaction here meanwhile."""
+        return self.verification_holds(producer_id, guard) or self.has_open_transaction(producer_id)
+
     def end_verification(self, producer_id: int, guard: object) -> None:
         """Drop a guard whose verification failed."""
         if self._verifications.get(producer_id) is guard:

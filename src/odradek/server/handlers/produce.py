@@ -141,10 +141,7 @@ async def _verify(
         producer_id = item.producer[0]
         state = item.partition.log.producer_state
         error = produce_error(answers[key], ctx.api_version)
-        if error == ErrorCode.NONE and not (
-            state.verification_holds(producer_id, item.guard)
-            or state.has_open_transaction(producer_id)
-        ):
+        if error == ErrorCode.NONE and not state.may_append_verified(producer_id, item.guard):
             error = ErrorCode.INVALID_TXN_STATE
         if error != ErrorCode.NONE:
             state.end_verification(producer_id, item.guard)

@@ -136,9 +136,4 @@ async def _refused(
         return (
             ErrorCode.COORDINATOR_NOT_AVAILABLE if error in _NOT_AVAILABLE else error
         ), _verified
-    return (
-        None,
-        lambda: (
-            state.verification_holds(producer_id, guard) or state.has_open_transaction(producer_id)
-        ),
-    )
+    return None, lambda: state.may_append_verified(producer_id, guard)
