@@ -320,6 +320,18 @@ def require_tool(name: str, *alternatives: str) -> str:
     pytest.skip(message)
 
 
+def require_kafkajs(js_dir: Path) -> str:
+    """The path of node, with KafkaJS installed in `js_dir`: skipped locally when either is
+    missing, a failure in CI (as `require_tool`)."""
+    path = require_tool("node", "nodejs")
+    if not (js_dir / "node_modules" / "kafkajs").is_dir():
+        message = f"kafkajs is not installed: run `npm ci` in {js_dir} (bash .ci/run does)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 class EventProcess:
     """A consumer script run in a subprocess that prints one JSON event per line.
 

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource
-from kafka_helpers import admin, consume_all, in_ci, require_tool
+from kafka_helpers import admin, consume_all, require_kafkajs
 from test_groups_bad_input import Raw, entity
 from test_transaction_protocol import add_partitions, init
 from test_transaction_protocol import produce as produce_to
@@ -315,13 +315,7 @@ def test_write_txn_markers_is_served_by_the_partition_leader_only(
 
 @pytest.fixture(scope="module")
 def kafkajs_node() -> str:
-    path = require_tool("node", "nodejs")
-    if not (JS_DIR / "node_modules" / "kafkajs").is_dir():
-        message = f"kafkajs is not installed: run `npm ci` in {JS_DIR} (bash .ci/run does)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_kafkajs(JS_DIR)
 
 
 def test_kafkajs_commits_and_aborts_with_offsets_over_three_brokers(

@@ -16,9 +16,8 @@ from kafka_helpers import (
     TIMEOUT_S,
     admin,
     create_topic,
-    in_ci,
     produce,
-    require_tool,
+    require_kafkajs,
     unique_topic,
     watermarks,
 )
@@ -29,13 +28,7 @@ PARTITIONS = 3
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    path = require_tool("node", "nodejs")
-    if not (JS_DIR / "node_modules" / "kafkajs").is_dir():
-        message = f"kafkajs is not installed: run `npm ci` in {JS_DIR} (bash .ci/run does)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_kafkajs(JS_DIR)
 
 
 def run_group(

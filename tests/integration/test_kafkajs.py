@@ -15,9 +15,8 @@ import pytest
 from kafka_helpers import (
     CODEC_IDS,
     consume_all,
-    in_ci,
     java_partition,
-    require_tool,
+    require_kafkajs,
     segment_batches,
     unique_topic,
 )
@@ -30,13 +29,7 @@ QUERY_TS = BASE_TS + 15_500
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    path = require_tool("node", "nodejs")
-    if not (JS_DIR / "node_modules" / "kafkajs").is_dir():
-        message = f"kafkajs is not installed: run `npm ci` in {JS_DIR} (bash .ci/run does)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_kafkajs(JS_DIR)
 
 
 def run_script(node: str, bootstrap: str, topic: str) -> dict[str, Any]:

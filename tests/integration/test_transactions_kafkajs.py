@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from kafka_helpers import TIMEOUT_S, admin, consume_all, in_ci, require_tool, unique_topic
+from kafka_helpers import (
+    TIMEOUT_S,
+    admin,
+    consume_all,
+    require_kafkajs,
+    unique_topic,
+)
 
 JS_DIR = Path(__file__).parent / "js"
 PARTITIONS = 3
@@ -22,13 +28,7 @@ PARTITIONS = 3
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    path = require_tool("node", "nodejs")
-    if not (JS_DIR / "node_modules" / "kafkajs").is_dir():
-        message = f"kafkajs is not installed: run `npm ci` in {JS_DIR} (bash .ci/run does)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_kafkajs(JS_DIR)
 
 
 def run_script(node: str, bootstrap: str, topic: str, transactional_id: str, group: str) -> Any:
